@@ -1,0 +1,177 @@
+//! Copies, casts, and elementwise unary/binary/compare/where.
+
+use super::read::{gather, gather_buf, read_f32, read_i64, PAR_MIN};
+use super::{cpu, dispatch, Buf, BufElem, CpuStorage};
+use crate::backend::{BinaryOp, CmpOp, UnaryOp, View};
+use crate::DType;
+use rayon::prelude::*;
+
+pub fn copy(src: View) -> CpuStorage {
+    CpuStorage::new(src.dtype(), gather_buf(src))
+}
+
+pub fn cast(src: View, to: DType) -> CpuStorage {
+    let from = src.dtype();
+    if from == to {
+        return copy(src);
+    }
+    if from.is_int() && to.is_int() {
+        return CpuStorage::from_i64(to, read_i64(src));
+    }
+    CpuStorage::from_f32(to, read_f32(src).into_owned())
+}
+
+/// Maps `f` over `v` in parallel for large inputs.
+fn par_map<U: Send>(v: &[f32], f: impl Fn(f32) -> U + Sync + Send) -> Vec<U> {
+    if v.len() >= PAR_MIN {
+        v.par_iter().map(|&x| f(x)).collect()
+    } else {
+        v.iter().map(|&x| f(x)).collect()
+    }
+}
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[inline]
+pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Recip => 1.0 / x,
+        UnaryOp::Square => x * x,
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => sigmoid(x),
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Silu => x * sigmoid(x),
+        UnaryOp::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+        UnaryOp::GeluTanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()),
+        UnaryOp::QuickGelu => x * sigmoid(1.702 * x),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+    }
+}
+
+fn unary_i64(op: UnaryOp, x: i64) -> i64 {
+    match op {
+        UnaryOp::Neg => x.wrapping_neg(),
+        UnaryOp::Abs => x.wrapping_abs(),
+        UnaryOp::Square => x.wrapping_mul(x),
+        UnaryOp::Relu => x.max(0),
+        _ => unreachable!("{op:?} is not an integer op"),
+    }
+}
+
+pub fn unary(op: UnaryOp, src: View) -> CpuStorage {
+    let dtype = src.dtype();
+    if dtype.is_int() {
+        // Unsigned types: neg/abs wrap on the narrow type, as in PyTorch.
+        let v: Vec<i64> = read_i64(src).into_iter().map(|x| unary_i64(op, x)).collect();
+        return CpuStorage::from_i64(dtype, v);
+    }
+    CpuStorage::from_f32(dtype, par_map(&read_f32(src), |x| unary_f32(op, x)))
+}
+
+pub fn affine(src: View, mul: f32, add: f32) -> CpuStorage {
+    CpuStorage::from_f32(src.dtype(), par_map(&read_f32(src), |x| x * mul + add))
+}
+
+#[inline]
+pub fn binary_f32(op: BinaryOp, a: f32, b: f32) -> f32 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        // NaN propagates, as in PyTorch's maximum/minimum.
+        BinaryOp::Maximum => {
+            if a.is_nan() || b.is_nan() {
+                f32::NAN
+            } else {
+                a.max(b)
+            }
+        }
+        BinaryOp::Minimum => {
+            if a.is_nan() || b.is_nan() {
+                f32::NAN
+            } else {
+                a.min(b)
+            }
+        }
+        BinaryOp::Pow => a.powf(b),
+    }
+}
+
+fn binary_i64(op: BinaryOp, a: i64, b: i64) -> i64 {
+    match op {
+        BinaryOp::Add => a.wrapping_add(b),
+        BinaryOp::Sub => a.wrapping_sub(b),
+        BinaryOp::Mul => a.wrapping_mul(b),
+        // Integer division by zero has no value; it yields 0 rather than trap.
+        BinaryOp::Div => a.checked_div(b).unwrap_or(0),
+        BinaryOp::Maximum => a.max(b),
+        BinaryOp::Minimum => a.min(b),
+        BinaryOp::Pow => unreachable!("pow is float-only"),
+    }
+}
+
+fn zip_f32<U: Send>(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> U + Sync + Send) -> Vec<U> {
+    if a.len() >= PAR_MIN {
+        a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect()
+    } else {
+        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+    }
+}
+
+pub fn binary(op: BinaryOp, lhs: View, rhs: View) -> CpuStorage {
+    let dtype = lhs.dtype();
+    if dtype.is_int() {
+        let (a, b) = (read_i64(lhs), read_i64(rhs));
+        let v: Vec<i64> = a.iter().zip(&b).map(|(&x, &y)| binary_i64(op, x, y)).collect();
+        // Unsigned division must be done on the unsigned values: they are, as
+        // the i64 holds them exactly; wrapping narrows back.
+        return CpuStorage::from_i64(dtype, v);
+    }
+    let (a, b) = (read_f32(lhs), read_f32(rhs));
+    CpuStorage::from_f32(dtype, zip_f32(&a, &b, |x, y| binary_f32(op, x, y)))
+}
+
+fn cmp<T: PartialOrd>(op: CmpOp, a: T, b: T) -> u8 {
+    (match op {
+        CmpOp::Eq => a == b,
+        CmpOp::Ne => a != b,
+        CmpOp::Lt => a < b,
+        CmpOp::Le => a <= b,
+        CmpOp::Gt => a > b,
+        CmpOp::Ge => a >= b,
+    }) as u8
+}
+
+pub fn compare(op: CmpOp, lhs: View, rhs: View) -> CpuStorage {
+    let v = if lhs.dtype().is_int() {
+        let (a, b) = (read_i64(lhs), read_i64(rhs));
+        a.iter().zip(&b).map(|(&x, &y)| cmp(op, x, y)).collect()
+    } else {
+        let (a, b) = (read_f32(lhs), read_f32(rhs));
+        zip_f32(&a, &b, |x, y| cmp(op, x, y))
+    };
+    CpuStorage::new(DType::U8, Buf::U8(v))
+}
+
+pub fn where_cond(cond: View, on_true: View, on_false: View) -> CpuStorage {
+    let c = read_i64(cond);
+    let buf = cpu(&on_true).buf();
+    let out = dispatch!(buf, T => {
+        let (t, f) = (gather::<T>(on_true), gather::<T>(on_false));
+        T::wrap(c.iter().zip(t.into_iter().zip(f)).map(|(&c, (t, f))| if c != 0 { t } else { f }).collect())
+    });
+    CpuStorage::new(on_true.dtype(), out)
+}

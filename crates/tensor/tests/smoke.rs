@@ -1,0 +1,21 @@
+use tessera_tensor::{DType, Device, Tensor};
+
+#[test]
+fn matmul_and_views() {
+    let dev = Device::cpu();
+    let a = Tensor::arange(0.0, 6.0, 1.0, DType::F32, &dev).unwrap().reshape((2, 3)).unwrap();
+    let b = a.t().unwrap();
+    let c = a.matmul(&b).unwrap();
+    assert_eq!(c.to_vec::<f32>().unwrap(), vec![5.0, 14.0, 14.0, 50.0]);
+    let s = a.softmax(-1).unwrap().sum(&[-1], false).unwrap();
+    for v in s.to_vec::<f32>().unwrap() {
+        assert!((v - 1.0).abs() < 1e-6);
+    }
+    let (vals, idx) = a.topk(2, 1).unwrap();
+    assert_eq!(vals.to_vec::<f32>().unwrap(), vec![2.0, 1.0, 5.0, 4.0]);
+    assert_eq!(idx.to_vec::<i64>().unwrap(), vec![2, 1, 2, 1]);
+    let e = a.add(&Tensor::ones(3, DType::F32, &dev).unwrap()).unwrap();
+    assert_eq!(e.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let err = a.add(&Tensor::ones(4, DType::F32, &dev).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("[2, 3]") && err.to_string().contains("[4]"), "{err}");
+}
