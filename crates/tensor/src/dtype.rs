@@ -237,6 +237,66 @@ pub fn f32_to_f8e5m2(x: f32) -> u8 {
     E5M2.encode(x)
 }
 
+/// Rust element types that map one-to-one onto a [`DType`].
+pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + 'static {
+    const DTYPE: DType;
+}
+impl Element for f32 {
+    const DTYPE: DType = DType::F32;
+}
+impl Element for f16 {
+    const DTYPE: DType = DType::F16;
+}
+impl Element for bf16 {
+    const DTYPE: DType = DType::BF16;
+}
+impl Element for u8 {
+    const DTYPE: DType = DType::U8;
+}
+impl Element for u32 {
+    const DTYPE: DType = DType::U32;
+}
+impl Element for i64 {
+    const DTYPE: DType = DType::I64;
+}
+
+/// Decodes little-endian elements of `dtype` to f64 (exact for every dtype
+/// except i64 beyond 2^53).
+pub fn bytes_to_f64(dtype: DType, bytes: &[u8]) -> Vec<f64> {
+    let n = bytes.len() / dtype.size_in_bytes();
+    let mut out = Vec::with_capacity(n);
+    match dtype {
+        DType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)),
+        DType::F16 => out.extend(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64())),
+        DType::BF16 => out.extend(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f64())),
+        DType::F8E4M3 => out.extend(bytes.iter().map(|&b| f8e4m3_to_f32(b) as f64)),
+        DType::F8E5M2 => out.extend(bytes.iter().map(|&b| f8e5m2_to_f32(b) as f64)),
+        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
+        DType::U32 => out.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f64)),
+        DType::I64 => out.extend(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)),
+    }
+    out
+}
+
+/// Encodes f64 values as little-endian elements of `dtype`. Floats round to
+/// nearest (FP8 saturates); integers round toward zero and saturate.
+pub fn f64_to_bytes(dtype: DType, values: &[f64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size_in_bytes());
+    for &v in values {
+        match dtype {
+            DType::F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
+            DType::F16 => out.extend_from_slice(&f16::from_f64(v).to_le_bytes()),
+            DType::BF16 => out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()),
+            DType::F8E4M3 => out.push(f32_to_f8e4m3(v as f32)),
+            DType::F8E5M2 => out.push(f32_to_f8e5m2(v as f32)),
+            DType::U8 => out.push(v as u8),
+            DType::U32 => out.extend_from_slice(&(v as u32).to_le_bytes()),
+            DType::I64 => out.extend_from_slice(&(v as i64).to_le_bytes()),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,64 +361,4 @@ mod tests {
             x *= 1.013;
         }
     }
-}
-
-/// Rust element types that map one-to-one onto a [`DType`].
-pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + 'static {
-    const DTYPE: DType;
-}
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
-}
-impl Element for f16 {
-    const DTYPE: DType = DType::F16;
-}
-impl Element for bf16 {
-    const DTYPE: DType = DType::BF16;
-}
-impl Element for u8 {
-    const DTYPE: DType = DType::U8;
-}
-impl Element for u32 {
-    const DTYPE: DType = DType::U32;
-}
-impl Element for i64 {
-    const DTYPE: DType = DType::I64;
-}
-
-/// Decodes little-endian elements of `dtype` to f64 (exact for every dtype
-/// except i64 beyond 2^53).
-pub fn bytes_to_f64(dtype: DType, bytes: &[u8]) -> Vec<f64> {
-    let n = bytes.len() / dtype.size_in_bytes();
-    let mut out = Vec::with_capacity(n);
-    match dtype {
-        DType::F32 => out.extend(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)),
-        DType::F16 => out.extend(bytes.chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f64())),
-        DType::BF16 => out.extend(bytes.chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f64())),
-        DType::F8E4M3 => out.extend(bytes.iter().map(|&b| f8e4m3_to_f32(b) as f64)),
-        DType::F8E5M2 => out.extend(bytes.iter().map(|&b| f8e5m2_to_f32(b) as f64)),
-        DType::U8 => out.extend(bytes.iter().map(|&b| b as f64)),
-        DType::U32 => out.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f64)),
-        DType::I64 => out.extend(bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)),
-    }
-    out
-}
-
-/// Encodes f64 values as little-endian elements of `dtype`. Floats round to
-/// nearest (FP8 saturates); integers round toward zero and saturate.
-pub fn f64_to_bytes(dtype: DType, values: &[f64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * dtype.size_in_bytes());
-    for &v in values {
-        match dtype {
-            DType::F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
-            DType::F16 => out.extend_from_slice(&f16::from_f64(v).to_le_bytes()),
-            DType::BF16 => out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()),
-            DType::F8E4M3 => out.push(f32_to_f8e4m3(v as f32)),
-            DType::F8E5M2 => out.push(f32_to_f8e5m2(v as f32)),
-            DType::U8 => out.push(v as u8),
-            DType::U32 => out.extend_from_slice(&(v as u32).to_le_bytes()),
-            DType::I64 => out.extend_from_slice(&(v as i64).to_le_bytes()),
-        }
-    }
-    out
 }

@@ -481,7 +481,7 @@ impl Tensor {
     pub fn group_norm(&self, groups: usize, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
         let op = "group_norm";
         check_float(op, self)?;
-        if self.rank() < 2 || groups == 0 || self.dims()[1] % groups != 0 {
+        if self.rank() < 2 || groups == 0 || !self.dims()[1].is_multiple_of(groups) {
             return Err(Error::invalid(op, format!("{groups} groups do not divide the channels of {:?}", self.dims())));
         }
         let c = self.dims()[1];

@@ -217,7 +217,7 @@ impl Tensor {
         let n = self.numel();
         if let Some(pos) = shape.iter().position(|&d| d == usize::MAX) {
             let rest: usize = shape.iter().enumerate().filter(|&(i, _)| i != pos).map(|(_, &d)| d).product();
-            if rest == 0 || n % rest != 0 {
+            if rest == 0 || !n.is_multiple_of(rest) {
                 return Err(Error::invalid("reshape", format!("cannot infer a dim of {:?} for {n} elements", shape)));
             }
             shape[pos] = n / rest;

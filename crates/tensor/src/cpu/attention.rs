@@ -40,7 +40,7 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
                 let krow = &ks[(kbase + j) * d..][..d];
                 let mut dot = 0.0f32;
                 for (a, b) in qrow.iter().zip(krow) {
-                    dot = a.mul_add(*b, dot);
+                    dot += a * b;
                 }
                 let mut sc = dot * scale;
                 if let Some(m) = &mask {
@@ -63,7 +63,7 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
                 let vrow = &vs[(kbase + j) * dv..][..dv];
                 let w = pj * inv;
                 for (oi, &vi) in o.iter_mut().zip(vrow) {
-                    *oi = w.mul_add(vi, *oi);
+                    *oi += w * vi;
                 }
             }
         },

@@ -69,7 +69,7 @@ fn micro_kernel(k: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
         for r in 0..MR {
             let av = ap[r];
             for c in 0..NR {
-                acc[r][c] = av.mul_add(bp[c], acc[r][c]);
+                acc[r][c] += av * bp[c];
             }
         }
     }
