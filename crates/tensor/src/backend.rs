@@ -251,7 +251,8 @@ pub struct AttentionParams {
     pub scale: f64,
     /// Causal masking aligned to the bottom-right: query `i` of `tq` sees keys
     /// `0..=i + (tk - tq)` (the usual rule with a KV cache; the plain lower
-    /// triangle when `tq == tk`).
+    /// triangle when `tq == tk`). A query that sees no key at all (by the
+    /// causal rule or a fully `-inf` mask row) gets a zero output.
     pub causal: bool,
 }
 

@@ -71,6 +71,9 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<
     let (xf, cos, sin) = (upcast(x)?, upcast(cos)?, upcast(sin)?);
     let d = x.dims()[x.rank() - 1];
     let half = cos.dims()[1];
+    if half == 0 {
+        return x.copy(); // nothing rotates
+    }
     let rot = xf.narrow(-1, 0, 2 * half)?;
     let rotated = match style {
         RopeStyle::HalfSplit => {
@@ -188,5 +191,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, p: &
         scores = scores.add(&Tensor::from_slice(&m, (tq, tk), q.device())?)?;
     }
     let probs = softmax_last(&scores, false)?;
+    // A fully masked row softmaxes to NaN; such a query attends to nothing.
+    let probs = probs.eq(&probs)?.where_cond(&probs, &probs.zeros_like()?)?;
     probs.matmul(&vf)?.to_dtype(q.dtype())
 }

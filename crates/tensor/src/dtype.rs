@@ -278,17 +278,33 @@ pub fn bytes_to_f64(dtype: DType, bytes: &[u8]) -> Vec<f64> {
     out
 }
 
+/// `v` rounded to f32 "to odd": an inexact result keeps an odd last bit, so
+/// that rounding it again to a format at least two bits narrower (f16, bf16,
+/// FP8) gives the correctly rounded value of `v`. Plain `v as f32` followed by
+/// a second rounding is off by one unit now and then (double rounding), and
+/// `half`'s f64 conversions ignore the low mantissa bits.
+fn f64_to_f32_round_odd(v: f64) -> f32 {
+    let r = v as f32;
+    if v.is_nan() || r as f64 == v || r.to_bits() & 1 == 1 {
+        return r;
+    }
+    // `r` is the even neighbour of `v`: step to the odd one, toward `v`.
+    let bits = r.to_bits();
+    f32::from_bits(if (r as f64).abs() > v.abs() { bits - 1 } else { bits + 1 })
+}
+
 /// Encodes f64 values as little-endian elements of `dtype`. Floats round to
-/// nearest (FP8 saturates); integers round toward zero and saturate.
+/// nearest, ties to even, once (FP8 saturates); integers round toward zero
+/// and saturate.
 pub fn f64_to_bytes(dtype: DType, values: &[f64]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size_in_bytes());
     for &v in values {
         match dtype {
             DType::F32 => out.extend_from_slice(&(v as f32).to_le_bytes()),
-            DType::F16 => out.extend_from_slice(&f16::from_f64(v).to_le_bytes()),
-            DType::BF16 => out.extend_from_slice(&bf16::from_f64(v).to_le_bytes()),
-            DType::F8E4M3 => out.push(f32_to_f8e4m3(v as f32)),
-            DType::F8E5M2 => out.push(f32_to_f8e5m2(v as f32)),
+            DType::F16 => out.extend_from_slice(&f16::from_f32(f64_to_f32_round_odd(v)).to_le_bytes()),
+            DType::BF16 => out.extend_from_slice(&bf16::from_f32(f64_to_f32_round_odd(v)).to_le_bytes()),
+            DType::F8E4M3 => out.push(f32_to_f8e4m3(f64_to_f32_round_odd(v))),
+            DType::F8E5M2 => out.push(f32_to_f8e5m2(f64_to_f32_round_odd(v))),
             DType::U8 => out.push(v as u8),
             DType::U32 => out.extend_from_slice(&(v as u32).to_le_bytes()),
             DType::I64 => out.extend_from_slice(&(v as i64).to_le_bytes()),

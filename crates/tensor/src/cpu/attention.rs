@@ -4,7 +4,8 @@
 //! computed into a row buffer of length `tk` (never the full `tq x tk`
 //! matrix), softmaxed in f32 with f64 sums, and used to weight the values.
 //! Grouped-query heads read KV head `h / (hq / hkv)`. The additive mask is
-//! read through its (broadcast) strides, so it is never materialised.
+//! read through its (broadcast) strides, so it is never materialised. A
+//! query that sees no key (fully masked) gets a zero output row.
 
 use super::read::{elem_f32, read_f32};
 use super::{cpu, CpuStorage};
@@ -52,13 +53,16 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
                 *s = sc;
                 max = max.max(sc);
             }
+            o.fill(0.0);
+            if max == f32::NEG_INFINITY {
+                return; // no visible key: the output row is zero
+            }
             let mut sum = 0f64;
             for s in scores.iter_mut().take(visible) {
                 *s = (*s - max).exp();
                 sum += *s as f64;
             }
             let inv = (1.0 / sum) as f32;
-            o.fill(0.0);
             for (j, &pj) in scores.iter().enumerate().take(visible) {
                 let vrow = &vs[(kbase + j) * dv..][..dv];
                 let w = pj * inv;

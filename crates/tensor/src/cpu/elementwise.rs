@@ -50,7 +50,14 @@ pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
         UnaryOp::Square => x * x,
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid(x),
-        UnaryOp::Relu => x.max(0.0),
+        // NaN propagates, as in PyTorch (f32::max would answer 0).
+        UnaryOp::Relu => {
+            if x > 0.0 || x.is_nan() {
+                x
+            } else {
+                0.0
+            }
+        }
         UnaryOp::Silu => x * sigmoid(x),
         UnaryOp::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
         UnaryOp::GeluTanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()),

@@ -76,6 +76,56 @@ fn micro_kernel(k: usize, a: &[f32], b: &[f32]) -> [[f32; NR]; MR] {
     acc
 }
 
+/// Dot product with eight independent accumulators, so it vectorises.
+#[inline]
+pub fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+    for (xs, ys) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Few-row products (decode-time GEMV) stream B once without packing it:
+/// dot products when B's columns are contiguous (a transposed weight), row
+/// updates when its rows are. `None` when neither layout fits.
+fn gemv_f32(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32]) -> Option<()> {
+    let arow = |i: usize| -> Vec<f32> { (0..k).map(|p| a.at(i, p)).collect() };
+    if b.rs == 1 {
+        for i in 0..m {
+            let x = arow(i);
+            c[i * n..(i + 1) * n].par_chunks_mut(64).enumerate().for_each(|(blk, out)| {
+                for (jj, o) in out.iter_mut().enumerate() {
+                    let j = blk * 64 + jj;
+                    *o = dot(&x, &b.data[b.off + j * b.cs..][..k]);
+                }
+            });
+        }
+        return Some(());
+    }
+    if b.cs == 1 {
+        for i in 0..m {
+            let x = arow(i);
+            c[i * n..(i + 1) * n].par_chunks_mut(256).enumerate().for_each(|(blk, out)| {
+                out.fill(0.0);
+                let j0 = blk * 256;
+                for (p, &xp) in x.iter().enumerate() {
+                    let brow = &b.data[b.off + p * b.rs + j0..][..out.len()];
+                    for (o, &bv) in out.iter_mut().zip(brow) {
+                        *o += xp * bv;
+                    }
+                }
+            });
+        }
+        return Some(());
+    }
+    None
+}
+
 /// `c = a * b` for one `m x k` by `k x n` product; `c` is row-major `m x n`.
 pub fn gemm_f32(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32]) {
     if m == 0 || n == 0 {
@@ -83,6 +133,9 @@ pub fn gemm_f32(m: usize, n: usize, k: usize, a: MatRef, b: MatRef, c: &mut [f32
     }
     if k == 0 {
         c.fill(0.0);
+        return;
+    }
+    if m < MR && gemv_f32(m, n, k, a, b, c).is_some() {
         return;
     }
     let pa = pack_a(a, m, k);

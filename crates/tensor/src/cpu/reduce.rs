@@ -34,25 +34,23 @@ fn permuted(src: View, dims: &[usize]) -> (Layout, usize, usize) {
     (l, row, rows)
 }
 
+/// The larger of `a` and `b`; a NaN on either side wins (PyTorch's max).
 fn nan_max(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b > a {
-        if a.is_nan() {
-            a
-        } else {
-            b
-        }
+    if a.is_nan() {
+        a
+    } else if b.is_nan() || b > a {
+        b
     } else {
         a
     }
 }
 
+/// The smaller of `a` and `b`; a NaN on either side wins (PyTorch's min).
 fn nan_min(a: f32, b: f32) -> f32 {
-    if a.is_nan() || b < a {
-        if a.is_nan() {
-            a
-        } else {
-            b
-        }
+    if a.is_nan() {
+        a
+    } else if b.is_nan() || b < a {
+        b
     } else {
         a
     }

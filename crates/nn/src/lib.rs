@@ -1,0 +1,49 @@
+//! Tessera's neural-network layers.
+//!
+//! - [`VarBuilder`]: named weights from a [`TensorSource`] (a safetensors
+//!   [`Checkpoint`](tessera_tensor::safetensors::Checkpoint) or an in-memory
+//!   map), with nested dotted prefixes, shape checks and errors that name the
+//!   full tensor.
+//! - Layers that load by their Hugging Face names: [`Linear`], [`LayerNorm`],
+//!   [`RmsNorm`], [`Embedding`], [`Conv2d`], [`Activation`], [`Mlp`],
+//!   [`SwiGlu`], [`MultiHeadAttention`] with [`RotaryEmbedding`] and
+//!   [`KvCache`].
+//! - [`LogitsProcessor`]: greedy, temperature, top-k and top-p sampling with a
+//!   seeded generator.
+//!
+//! Every fallible function returns this crate's [`Error`], which wraps the
+//! tensor core's errors and converts back into them.
+
+pub mod activation;
+pub mod attention;
+pub mod conv;
+pub mod embedding;
+mod error;
+pub mod kv_cache;
+pub mod linear;
+pub mod mlp;
+pub mod norm;
+pub mod rotary;
+pub mod sampling;
+pub mod var_builder;
+
+pub use activation::Activation;
+pub use attention::{AttentionConfig, MultiHeadAttention};
+pub use conv::Conv2d;
+pub use embedding::Embedding;
+pub use error::{Error, Result};
+pub use kv_cache::KvCache;
+pub use linear::Linear;
+pub use mlp::{GeluMlp, Mlp, MlpConfig, SwiGlu, SwiGluConfig};
+pub use norm::{LayerNorm, RmsNorm};
+pub use rotary::RotaryEmbedding;
+pub use sampling::{LogitsProcessor, SamplingConfig};
+pub use var_builder::{TensorSource, VarBuilder};
+
+use tessera_tensor::Tensor;
+
+/// A layer with one input and one output.
+pub trait Module {
+    /// Applies the layer to `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+}

@@ -1,0 +1,350 @@
+//! Named weights: a [`VarBuilder`] hands layers their tensors from a
+//! [`TensorSource`] by dotted Hugging Face names, checking shapes, casting
+//! float weights to the model's dtype and moving them to its device.
+//!
+//! ```no_run
+//! # fn main() -> tessera_nn::Result<()> {
+//! use tessera_nn::{Linear, VarBuilder};
+//! use tessera_tensor::{safetensors::Checkpoint, DType, Device};
+//!
+//! let ckpt = Checkpoint::open("model.safetensors")?;
+//! let vb = VarBuilder::from_source(ckpt, Device::cpu()).with_dtype(DType::F32);
+//! let attn = vb.pp("vision_model.encoder.layers").pp(3).pp("self_attn");
+//! // Loads `vision_model.encoder.layers.3.self_attn.q_proj.{weight,bias}`.
+//! let q_proj = Linear::load(&attn.pp("q_proj"), 768, 768, true)?;
+//! # let _ = q_proj;
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::{Error, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tessera_tensor::safetensors::{Checkpoint, SafeTensorsFile};
+use tessera_tensor::{DType, Device, Shape, Tensor};
+
+/// A set of named tensors that can be inspected without loading them.
+pub trait TensorSource: Send + Sync {
+    /// The dtype a tensor loads as and its shape, or `None` when the source
+    /// holds no tensor called `name`.
+    fn info(&self, name: &str) -> Option<(DType, Vec<usize>)>;
+
+    /// Loads tensor `name` onto `device`, in its stored dtype.
+    fn load(&self, name: &str, device: &Device) -> tessera_tensor::Result<Tensor>;
+
+    /// Every tensor name of the source.
+    fn names(&self) -> Vec<String>;
+
+    /// Whether the source holds a tensor called `name`.
+    fn contains(&self, name: &str) -> bool {
+        self.info(name).is_some()
+    }
+}
+
+impl TensorSource for Checkpoint {
+    fn info(&self, name: &str) -> Option<(DType, Vec<usize>)> {
+        Checkpoint::info(self, name).map(|i| (i.dtype, i.shape.clone()))
+    }
+    fn load(&self, name: &str, device: &Device) -> tessera_tensor::Result<Tensor> {
+        Checkpoint::load(self, name, device)
+    }
+    fn names(&self) -> Vec<String> {
+        Checkpoint::names(self).into_iter().map(str::to_string).collect()
+    }
+    fn contains(&self, name: &str) -> bool {
+        Checkpoint::contains(self, name)
+    }
+}
+
+impl TensorSource for SafeTensorsFile {
+    fn info(&self, name: &str) -> Option<(DType, Vec<usize>)> {
+        SafeTensorsFile::info(self, name).map(|i| (i.dtype, i.shape.clone()))
+    }
+    fn load(&self, name: &str, device: &Device) -> tessera_tensor::Result<Tensor> {
+        SafeTensorsFile::load(self, name, device)
+    }
+    fn names(&self) -> Vec<String> {
+        SafeTensorsFile::names(self).into_iter().map(str::to_string).collect()
+    }
+    fn contains(&self, name: &str) -> bool {
+        SafeTensorsFile::contains(self, name)
+    }
+}
+
+macro_rules! map_source {
+    ($map:ident) => {
+        /// In-memory tensors (tests, converted weights); `load` moves a
+        /// tensor to the device, which is a cheap clone on its own device.
+        impl TensorSource for $map<String, Tensor> {
+            fn info(&self, name: &str) -> Option<(DType, Vec<usize>)> {
+                self.get(name).map(|t| (t.dtype(), t.dims().to_vec()))
+            }
+            fn load(&self, name: &str, device: &Device) -> tessera_tensor::Result<Tensor> {
+                match self.get(name) {
+                    Some(t) => t.to_device(device),
+                    None => Err(tessera_tensor::Error::InvalidArgument { op: "load", msg: format!("no tensor named '{name}'") }),
+                }
+            }
+            fn names(&self) -> Vec<String> {
+                self.keys().cloned().collect()
+            }
+            fn contains(&self, name: &str) -> bool {
+                self.contains_key(name)
+            }
+        }
+    };
+}
+map_source!(HashMap);
+map_source!(BTreeMap);
+
+/// State shared by a builder and every builder derived from it.
+struct Shared {
+    source: Arc<dyn TensorSource>,
+    /// Full names handed out so far (see [`VarBuilder::unused`]).
+    used: Mutex<BTreeSet<String>>,
+    /// Errors recorded in collecting mode (see [`VarBuilder::collect_errors`]).
+    errors: Mutex<Vec<Error>>,
+}
+
+/// Locks a mutex, ignoring poisoning: the guarded sets stay consistent even
+/// if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hands out the tensors of a [`TensorSource`] under a dotted prefix.
+///
+/// Cloning and [`pp`](VarBuilder::pp) are cheap: every derived builder shares
+/// the source, the record of used names and the collected errors. Float
+/// tensors are cast to the builder's dtype when it has one; integer tensors
+/// are returned as stored.
+#[derive(Clone)]
+pub struct VarBuilder {
+    shared: Arc<Shared>,
+    prefix: String,
+    device: Device,
+    dtype: Option<DType>,
+    collect: bool,
+}
+
+impl fmt::Debug for VarBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VarBuilder").field("prefix", &self.prefix).field("device", &self.device).field("dtype", &self.dtype).finish()
+    }
+}
+
+impl VarBuilder {
+    /// A builder at the root of `source` that loads onto `device`, keeping
+    /// stored dtypes.
+    pub fn new(source: Arc<dyn TensorSource>, device: Device) -> Self {
+        let shared = Shared { source, used: Mutex::new(BTreeSet::new()), errors: Mutex::new(Vec::new()) };
+        VarBuilder { shared: Arc::new(shared), prefix: String::new(), device, dtype: None, collect: false }
+    }
+
+    /// [`VarBuilder::new`] taking the source by value.
+    pub fn from_source(source: impl TensorSource + 'static, device: Device) -> Self {
+        VarBuilder::new(Arc::new(source), device)
+    }
+
+    /// A builder over in-memory tensors.
+    pub fn from_tensors(tensors: HashMap<String, Tensor>, device: Device) -> Self {
+        VarBuilder::from_source(tensors, device)
+    }
+
+    /// This builder, casting float tensors to `dtype` on load.
+    pub fn with_dtype(&self, dtype: DType) -> Self {
+        VarBuilder { dtype: Some(dtype), ..self.clone() }
+    }
+
+    /// This builder, keeping stored dtypes.
+    pub fn with_stored_dtype(&self) -> Self {
+        VarBuilder { dtype: None, ..self.clone() }
+    }
+
+    /// This builder, loading onto `device`.
+    pub fn with_device(&self, device: Device) -> Self {
+        VarBuilder { device, ..self.clone() }
+    }
+
+    /// This builder in error-collecting mode: a missing or misshapen tensor
+    /// requested with [`get`](VarBuilder::get) is recorded instead of
+    /// returned as an error, and the call returns zeros of the expected shape
+    /// so that loading can go on and report every problem at once. Call
+    /// [`finish`](VarBuilder::finish) after loading to get them. Builders
+    /// derived from this one collect too.
+    pub fn collect_errors(&self) -> Self {
+        VarBuilder { collect: true, ..self.clone() }
+    }
+
+    /// The errors recorded in collecting mode (by any builder sharing this
+    /// one's source), removing them: `Ok` when there were none, the error
+    /// itself when there was one, [`Error::Many`] otherwise.
+    pub fn finish(&self) -> Result<()> {
+        let mut errors = std::mem::take(&mut *lock(&self.shared.errors));
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(Error::Many(errors)),
+        }
+    }
+
+    /// A builder one level down: `vb.pp("encoder").pp(3)` names tensors
+    /// `encoder.3.*`. An empty component leaves the prefix unchanged.
+    pub fn pp(&self, name: impl ToString) -> Self {
+        let name = name.to_string();
+        VarBuilder { prefix: self.full_name(&name), ..self.clone() }
+    }
+
+    /// Same as [`pp`](VarBuilder::pp).
+    pub fn push_prefix(&self, name: impl ToString) -> Self {
+        self.pp(name)
+    }
+
+    /// The dotted prefix of this builder (empty at the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The device tensors are loaded onto.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The dtype float tensors are cast to, if any.
+    pub fn dtype(&self) -> Option<DType> {
+        self.dtype
+    }
+
+    /// The source this builder reads.
+    pub fn source(&self) -> &Arc<dyn TensorSource> {
+        &self.shared.source
+    }
+
+    /// `prefix.name` (or `name` at the root; `prefix` for an empty name).
+    pub fn full_name(&self, name: &str) -> String {
+        match (self.prefix.is_empty(), name.is_empty()) {
+            (true, _) => name.to_string(),
+            (false, true) => self.prefix.clone(),
+            (false, false) => format!("{}.{}", self.prefix, name),
+        }
+    }
+
+    /// Whether the source holds `prefix.name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.shared.source.contains(&self.full_name(name))
+    }
+
+    /// The dtype (as loaded, before any cast) and shape of `prefix.name`.
+    pub fn info(&self, name: &str) -> Option<(DType, Vec<usize>)> {
+        self.shared.source.info(&self.full_name(name))
+    }
+
+    /// Loads `prefix.name`, checking that its shape is `shape`.
+    ///
+    /// Errors: [`Error::MissingTensor`] or [`Error::ShapeMismatch`] naming the
+    /// full tensor name (recorded instead in collecting mode, see
+    /// [`collect_errors`](VarBuilder::collect_errors)), or [`Error::Load`]
+    /// when reading or casting fails.
+    pub fn get(&self, shape: impl Into<Shape>, name: &str) -> Result<Tensor> {
+        let shape = shape.into().0;
+        let full = self.full_name(name);
+        match self.shared.source.info(&full) {
+            None => self.recover(Error::MissingTensor { name: full }, &shape, None),
+            Some((dtype, actual)) if actual != shape => {
+                let stand_in = shape.clone();
+                self.recover(Error::ShapeMismatch { name: full, expected: shape, actual }, &stand_in, Some(dtype))
+            }
+            Some(_) => self.load_full(full),
+        }
+    }
+
+    /// [`get`](VarBuilder::get) for an optional tensor: `Ok(None)` when it is
+    /// missing; a wrong shape is still an error (recorded in collecting
+    /// mode, which then returns `Ok(None)`).
+    pub fn get_opt(&self, shape: impl Into<Shape>, name: &str) -> Result<Option<Tensor>> {
+        let full = self.full_name(name);
+        let shape = shape.into().0;
+        match self.shared.source.info(&full) {
+            None => Ok(None),
+            Some((_, actual)) if actual != shape => {
+                let e = Error::ShapeMismatch { name: full, expected: shape, actual };
+                if self.collect {
+                    lock(&self.shared.errors).push(e);
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+            Some(_) => self.load_full(full).map(Some),
+        }
+    }
+
+    /// Loads `prefix.name` whatever its shape (for tensors whose shape the
+    /// caller reads from the checkpoint). A missing tensor is an error even
+    /// in collecting mode, since there is no shape to stand in with.
+    pub fn get_unchecked(&self, name: &str) -> Result<Tensor> {
+        let full = self.full_name(name);
+        if !self.shared.source.contains(&full) {
+            return Err(Error::MissingTensor { name: full });
+        }
+        self.load_full(full)
+    }
+
+    /// The names under this builder's prefix (relative to it) that no
+    /// builder sharing this source has loaded yet: weights the model did not
+    /// use, usually a sign of a naming mismatch.
+    pub fn unused(&self) -> Vec<String> {
+        let used = lock(&self.shared.used);
+        let mut out: Vec<String> = self
+            .shared
+            .source
+            .names()
+            .into_iter()
+            .filter(|n| !used.contains(n))
+            .filter_map(|n| self.relative(&n).map(str::to_string))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// `name` relative to this builder's prefix, if it lies under it.
+    fn relative<'a>(&self, name: &'a str) -> Option<&'a str> {
+        if self.prefix.is_empty() {
+            return Some(name);
+        }
+        name.strip_prefix(self.prefix.as_str())?.strip_prefix('.')
+    }
+
+    /// Records `e` in collecting mode and stands in with zeros, else fails.
+    fn recover(&self, e: Error, shape: &[usize], stored: Option<DType>) -> Result<Tensor> {
+        if !self.collect {
+            return Err(e);
+        }
+        let name = e.tensor_names().first().map(|s| s.to_string()).unwrap_or_default();
+        lock(&self.shared.errors).push(e);
+        let dtype = match (self.dtype, stored) {
+            (Some(target), Some(d)) if d.is_float() => target,
+            (_, Some(d)) => d,
+            (Some(target), None) => target,
+            (None, None) => DType::F32,
+        };
+        Tensor::zeros(shape.to_vec(), dtype, &self.device).map_err(|source| Error::Load { name, source })
+    }
+
+    fn load_full(&self, full: String) -> Result<Tensor> {
+        let t = match self.shared.source.load(&full, &self.device) {
+            Ok(t) => t,
+            Err(source) => return Err(Error::Load { name: full, source }),
+        };
+        let t = match self.dtype {
+            Some(target) if t.dtype().is_float() && t.dtype() != target => match t.to_dtype(target) {
+                Ok(t) => t,
+                Err(source) => return Err(Error::Load { name: full, source }),
+            },
+            _ => t,
+        };
+        lock(&self.shared.used).insert(full);
+        Ok(t)
+    }
+}
