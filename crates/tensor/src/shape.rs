@@ -21,6 +21,17 @@ impl Shape {
     pub fn numel(&self) -> usize {
         self.0.iter().product()
     }
+    /// The element count, or `None` when it overflows `usize`.
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+    }
+    /// The element count of a shape to be allocated with `elem_bytes`-byte
+    /// elements; an error when the byte size cannot exist.
+    pub fn alloc_numel(&self, op: &'static str, elem_bytes: usize) -> Result<usize> {
+        self.checked_numel()
+            .filter(|n| n.checked_mul(elem_bytes).is_some_and(|b| b <= isize::MAX as usize))
+            .ok_or_else(|| Error::invalid(op, format!("shape {:?} is too large to allocate", self.0)))
+    }
 }
 
 impl From<Vec<usize>> for Shape {

@@ -88,7 +88,7 @@ impl Tensor {
     /// A tensor holding `bytes` (little-endian elements of `dtype`).
     pub fn from_bytes(bytes: &[u8], dtype: DType, shape: impl Into<Shape>, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        let expected = shape.numel().checked_mul(dtype.size_in_bytes());
+        let expected = shape.checked_numel().and_then(|n| n.checked_mul(dtype.size_in_bytes()));
         if expected != Some(bytes.len()) {
             return Err(Error::invalid(
                 "from_bytes",
@@ -121,7 +121,8 @@ impl Tensor {
     pub fn full(value: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
         check_supported(device, dtype, "full")?;
-        let storage = device.backend().full(dtype, shape.numel(), value)?;
+        let n = shape.alloc_numel("full", dtype.size_in_bytes())?;
+        let storage = device.backend().full(dtype, n, value)?;
         Ok(Tensor::new_contiguous(storage, shape.dims(), device))
     }
 
@@ -151,7 +152,8 @@ impl Tensor {
     /// and thread count.
     pub fn rand(seed: u64, lo: f64, hi: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        let values: Vec<f64> = (0..shape.numel() as u64).map(|i| lo + (hi - lo) * crate::rng::uniform(seed, i)).collect();
+        let n = shape.alloc_numel("rand", 8)?;
+        let values: Vec<f64> = (0..n as u64).map(|i| lo + (hi - lo) * crate::rng::uniform(seed, i)).collect();
         Tensor::from_f64_slice(&values, dtype, shape, device)
     }
 
@@ -159,7 +161,8 @@ impl Tensor {
     /// from `seed` on every device and thread count.
     pub fn randn(seed: u64, mean: f64, std: f64, shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Tensor> {
         let shape = shape.into();
-        let values: Vec<f64> = (0..shape.numel() as u64).map(|i| mean + std * crate::rng::normal(seed, i)).collect();
+        let n = shape.alloc_numel("randn", 8)?;
+        let values: Vec<f64> = (0..n as u64).map(|i| mean + std * crate::rng::normal(seed, i)).collect();
         Tensor::from_f64_slice(&values, dtype, shape, device)
     }
 
@@ -216,13 +219,13 @@ impl Tensor {
         let mut shape = shape.into().0;
         let n = self.numel();
         if let Some(pos) = shape.iter().position(|&d| d == usize::MAX) {
-            let rest: usize = shape.iter().enumerate().filter(|&(i, _)| i != pos).map(|(_, &d)| d).product();
+            let rest = shape.iter().enumerate().filter(|&(i, _)| i != pos).try_fold(1usize, |a, (_, &d)| a.checked_mul(d)).unwrap_or(0);
             if rest == 0 || !n.is_multiple_of(rest) {
                 return Err(Error::invalid("reshape", format!("cannot infer a dim of {:?} for {n} elements", shape)));
             }
             shape[pos] = n / rest;
         }
-        if shape.iter().product::<usize>() != n {
+        if Shape(shape.clone()).checked_numel() != Some(n) {
             return Err(Error::ShapeMismatch { op: "reshape", lhs: self.dims().to_vec(), rhs: shape });
         }
         match self.layout.reshape(&shape) {

@@ -19,3 +19,16 @@ fn matmul_and_views() {
     let err = a.add(&Tensor::ones(4, DType::F32, &dev).unwrap()).unwrap_err();
     assert!(err.to_string().contains("[2, 3]") && err.to_string().contains("[4]"), "{err}");
 }
+
+#[test]
+fn impossible_sizes_are_errors_not_panics() {
+    let dev = Device::cpu();
+    assert!(Tensor::zeros(vec![usize::MAX, 2], DType::F32, &dev).is_err());
+    assert!(Tensor::randn(0, 0.0, 1.0, vec![1 << 40, 1 << 40], DType::F32, &dev).is_err());
+    let e = Tensor::zeros(vec![1usize << 44], DType::F32, &dev).unwrap_err();
+    assert!(matches!(e, tessera_tensor::Error::OutOfMemory { .. }), "{e}");
+    let a = Tensor::zeros(6, DType::F32, &dev).unwrap();
+    assert!(a.reshape(vec![usize::MAX, usize::MAX]).is_err());
+    assert!(a.reshape(vec![usize::MAX, 4]).is_err());
+    assert_eq!(a.reshape(vec![usize::MAX, 3]).unwrap().dims(), &[2, 3]);
+}

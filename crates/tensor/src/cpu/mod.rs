@@ -161,6 +161,14 @@ pub(crate) fn cpu<'a>(v: &View<'a>) -> &'a CpuStorage {
     v.storage.as_any().downcast_ref::<CpuStorage>().expect("CPU backend received a storage of another device")
 }
 
+/// `len` copies of `value`, or `OutOfMemory` when the allocation fails.
+fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory { device: "cpu".into(), bytes: len.saturating_mul(std::mem::size_of::<T>()) })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
@@ -277,12 +285,15 @@ impl Backend for CpuBackend {
     }
 
     fn full(&self, dtype: DType, len: usize, value: f64) -> Result<StorageRef> {
-        let bytes = crate::dtype::f64_to_bytes(dtype, &[value]);
-        let one = match self.upload(dtype, &bytes)?.as_any().downcast_ref::<CpuStorage>() {
-            Some(s) => s.buf.clone(),
-            None => unreachable!(),
+        let one = match dtype {
+            DType::U8 | DType::F8E4M3 | DType::F8E5M2 => Buf::U8(crate::dtype::f64_to_bytes(dtype, &[value])),
+            DType::F16 => Buf::F16(vec![f16::from_f64(value)]),
+            DType::BF16 => Buf::BF16(vec![bf16::from_f64(value)]),
+            DType::F32 => Buf::F32(vec![value as f32]),
+            DType::U32 => Buf::U32(vec![value as u32]),
+            DType::I64 => Buf::I64(vec![value as i64]),
         };
-        let buf = dispatch!(&one, T => T::wrap(vec![T::slice(&one)[0]; len]));
+        let buf = dispatch!(&one, T => T::wrap(try_filled(len, T::slice(&one)[0])?));
         Ok(CpuStorage::new(dtype, buf).into_ref())
     }
 
