@@ -4,7 +4,7 @@
 //! input are unrolled into a `(c/g * kh * kw) x (oh * ow)` matrix and
 //! multiplied by the group's `(o/g) x (c/g * kh * kw)` weights.
 
-use super::matmul::{gemm_f32, MatRef};
+use super::gemm::{gemm, Strided};
 use super::read::read_f32;
 use super::CpuStorage;
 use crate::backend::{Conv2dParams, View};
@@ -50,10 +50,10 @@ pub fn conv2d(x: View, w: View, bias: Option<View>, p: &Conv2dParams) -> CpuStor
                     }
                 }
             }
-            let wm = MatRef { data: &ws, off: gi * og * kdim, rs: kdim, cs: 1 };
-            let cm = MatRef { data: &cols, off: 0, rs: npix, cs: 1 };
+            let wm = Strided { data: &ws[..], off: gi * og * kdim, rs: kdim, cs: 1 };
+            let cm = Strided { data: &cols[..], off: 0, rs: npix, cs: 1 };
             let dst = &mut out[(ni * o + gi * og) * npix..][..og * npix];
-            gemm_f32(og, npix, kdim, wm, cm, dst);
+            gemm(og, npix, kdim, wm, cm, dst);
             if let Some(b) = &bs {
                 for (oc, chunk) in dst.chunks_mut(npix.max(1)).enumerate() {
                     chunk.iter_mut().for_each(|v| *v += b[gi * og + oc]);

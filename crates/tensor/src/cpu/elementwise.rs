@@ -1,7 +1,7 @@
 //! Copies, casts, and elementwise unary/binary/compare/where.
 
 use super::read::{gather, gather_buf, read_f32, read_i64, PAR_MIN};
-use super::{cpu, dispatch, Buf, BufElem, CpuStorage};
+use super::{cpu, dispatch, vecmath, Buf, BufElem, CpuStorage};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp, View};
 use crate::DType;
 use rayon::prelude::*;
@@ -30,43 +30,6 @@ fn par_map<U: Send>(v: &[f32], f: impl Fn(f32) -> U + Sync + Send) -> Vec<U> {
     }
 }
 
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-
-#[inline]
-pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-#[inline]
-pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-        UnaryOp::Recip => 1.0 / x,
-        UnaryOp::Square => x * x,
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sigmoid => sigmoid(x),
-        // NaN propagates, as in PyTorch (f32::max would answer 0).
-        UnaryOp::Relu => {
-            if x > 0.0 || x.is_nan() {
-                x
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Silu => x * sigmoid(x),
-        UnaryOp::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
-        UnaryOp::GeluTanh => 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh()),
-        UnaryOp::QuickGelu => x * sigmoid(1.702 * x),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-    }
-}
-
 fn unary_i64(op: UnaryOp, x: i64) -> i64 {
     match op {
         UnaryOp::Neg => x.wrapping_neg(),
@@ -84,7 +47,10 @@ pub fn unary(op: UnaryOp, src: View) -> CpuStorage {
         let v: Vec<i64> = read_i64(src).into_iter().map(|x| unary_i64(op, x)).collect();
         return CpuStorage::from_i64(dtype, v);
     }
-    CpuStorage::from_f32(dtype, par_map(&read_f32(src), |x| unary_f32(op, x)))
+    let x = read_f32(src);
+    let mut out = vec![0.0f32; x.len()];
+    out.par_chunks_mut(PAR_MIN).zip(x.par_chunks(PAR_MIN)).for_each(|(o, i)| vecmath::unary_slice(op, i, o));
+    CpuStorage::from_f32(dtype, out)
 }
 
 pub fn affine(src: View, mul: f32, add: f32) -> CpuStorage {

@@ -2,8 +2,7 @@
 //! its input once as f32 rows, works on a row per task, and rounds once.
 
 use super::read::{read_f32, PAR_MIN};
-use super::reduce::sum_f64;
-use super::CpuStorage;
+use super::{vecmath, CpuStorage};
 use crate::backend::{RopeStyle, View};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -33,32 +32,27 @@ fn opt_f32<'a>(v: Option<View<'a>>) -> Option<Cow<'a, [f32]>> {
 pub fn softmax_last(src: View, log: bool) -> CpuStorage {
     let x = read_f32(src);
     let out = rows_map(&x, last_dim(&src), |_, r, o| {
-        let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f64;
-        for (oi, &xi) in o.iter_mut().zip(r) {
-            let e = (xi - max).exp();
-            *oi = e;
-            sum += e as f64;
-        }
+        let max = vecmath::max(r);
+        o.copy_from_slice(r);
+        let sum = vecmath::exp_shifted_sum(o, max);
         if log {
-            let ls = (sum as f32).ln();
+            let shift = max + sum.ln();
             for (oi, &xi) in o.iter_mut().zip(r) {
-                *oi = xi - max - ls;
+                *oi = xi - shift;
             }
         } else {
-            let inv = (1.0 / sum) as f32;
+            let inv = 1.0 / sum;
             o.iter_mut().for_each(|v| *v *= inv);
         }
     });
     CpuStorage::from_f32(src.dtype(), out)
 }
 
-/// Mean and biased variance of a row, two-pass in f64.
+/// Mean and biased variance of a row (two passes in f64).
 fn moments(r: &[f32]) -> (f32, f32) {
     let n = r.len() as f64;
-    let mean = sum_f64(r) / n;
-    let var = r.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean as f32, var as f32)
+    let mean = vecmath::sum_f64(r) / n;
+    (mean as f32, (vecmath::sum_sq_dev_f64(r, mean) / n) as f32)
 }
 
 pub fn layer_norm(x: View, w: Option<View>, b: Option<View>, eps: f32) -> CpuStorage {
@@ -67,25 +61,34 @@ pub fn layer_norm(x: View, w: Option<View>, b: Option<View>, eps: f32) -> CpuSto
     let out = rows_map(&xs, last_dim(&x), |_, r, o| {
         let (mean, var) = moments(r);
         let inv = 1.0 / (var + eps).sqrt();
-        for (j, (oi, &xi)) in o.iter_mut().zip(r).enumerate() {
-            let y = (xi - mean) * inv;
-            let y = w.as_ref().map_or(y, |w| y * w[j]);
-            *oi = b.as_ref().map_or(y, |b| y + b[j]);
+        for (oi, &xi) in o.iter_mut().zip(r) {
+            *oi = (xi - mean) * inv;
         }
+        scale_shift(o, w.as_deref(), b.as_deref());
     });
     CpuStorage::from_f32(x.dtype(), out)
+}
+
+/// `o = o * w + b` with either part optional (separate loops vectorise).
+fn scale_shift(o: &mut [f32], w: Option<&[f32]>, b: Option<&[f32]>) {
+    if let Some(w) = w {
+        o.iter_mut().zip(w).for_each(|(v, &w)| *v *= w);
+    }
+    if let Some(b) = b {
+        o.iter_mut().zip(b).for_each(|(v, &b)| *v += b);
+    }
 }
 
 pub fn rms_norm(x: View, w: Option<View>, eps: f32) -> CpuStorage {
     let xs = read_f32(x);
     let w = opt_f32(w);
     let out = rows_map(&xs, last_dim(&x), |_, r, o| {
-        let ms = r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / r.len() as f64;
+        let ms = vecmath::sum_sq_dev_f64(r, 0.0) / r.len() as f64;
         let inv = 1.0 / (ms as f32 + eps).sqrt();
-        for (j, (oi, &xi)) in o.iter_mut().zip(r).enumerate() {
-            let y = xi * inv;
-            *oi = w.as_ref().map_or(y, |w| y * w[j]);
+        for (oi, &xi) in o.iter_mut().zip(r) {
+            *oi = xi * inv;
         }
+        scale_shift(o, w.as_deref(), None);
     });
     CpuStorage::from_f32(x.dtype(), out)
 }
@@ -100,13 +103,25 @@ pub fn rope(x: View, cos: View, sin: View, style: RopeStyle) -> CpuStorage {
         let pos = row % t;
         let (c, s) = (&c[pos * half..(pos + 1) * half], &s[pos * half..(pos + 1) * half]);
         o.copy_from_slice(r);
-        for i in 0..half {
-            let (a, b) = match style {
-                RopeStyle::HalfSplit => (i, i + half),
-                RopeStyle::Interleaved => (2 * i, 2 * i + 1),
-            };
-            o[a] = r[a] * c[i] - r[b] * s[i];
-            o[b] = r[b] * c[i] + r[a] * s[i];
+        match style {
+            RopeStyle::HalfSplit => {
+                // Contiguous halves: these loops vectorise.
+                let (x1, x2) = (&r[..half], &r[half..2 * half]);
+                let (o1, rest) = o.split_at_mut(half);
+                for i in 0..half {
+                    o1[i] = x1[i] * c[i] - x2[i] * s[i];
+                }
+                for i in 0..half {
+                    rest[i] = x2[i] * c[i] + x1[i] * s[i];
+                }
+            }
+            RopeStyle::Interleaved => {
+                for i in 0..half {
+                    let (a, b) = (r[2 * i], r[2 * i + 1]);
+                    o[2 * i] = a * c[i] - b * s[i];
+                    o[2 * i + 1] = b * c[i] + a * s[i];
+                }
+            }
         }
     });
     CpuStorage::from_f32(x.dtype(), out)

@@ -9,10 +9,12 @@ mod attention;
 mod conv;
 mod elementwise;
 mod fused;
+pub mod gemm;
 mod index;
-pub mod matmul;
+mod matmul;
 mod read;
 mod reduce;
+pub mod vecmath;
 
 use crate::backend::{
     ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, ReduceOp, RopeStyle, StorageRef,

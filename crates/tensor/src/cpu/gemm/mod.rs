@@ -1,0 +1,223 @@
+//! Packed, cache-blocked GEMM with SIMD micro-kernels chosen at run time.
+//!
+//! Algorithm (the BLIS/GotoBLAS loop nest): C (`m x n`, row-major, f32) =
+//! A (`m x k`) * B (`k x n`), with A and B of any strides and of f32, f16 or
+//! bf16 elements (converted to f32 while packing, so the micro-kernel only
+//! ever sees f32).
+//!
+//! - k is cut into blocks of `KC`. For each block, B is packed into column
+//!   panels of `NR` columns (`KC x NR`, row-major inside a panel, zero-padded
+//!   past `n`) and A into row panels of `MR` rows (`KC x MR`, interleaved,
+//!   zero-padded past `m`). Packing reads through the operands' strides, so a
+//!   transposed weight costs nothing extra; it walks the unit-stride direction.
+//! - The output is split into tasks of `MC` rows by a run of column panels;
+//!   tasks run in parallel. In a task, each B panel (`KC x NR`, 16 KiB) stays in
+//!   L1 while the task's A panels (`MC x KC`, 72 KiB) stream from L2, and the
+//!   micro-kernel keeps an `MR x NR` block of C in registers over the k block.
+//! - The first k block writes C; later blocks add to it.
+//!
+//! Micro-kernels: AVX2+FMA 6x16 on x86-64 when the CPU has them (detected
+//! once, at run time); otherwise a portable 4x8 kernel written so that the
+//! compiler vectorises it for the target's baseline SIMD (SSE2 on x86-64,
+//! NEON on aarch64). Few-row products (decode) take [`gemv`] instead, which
+//! streams B once without packing.
+
+mod gemv;
+mod kernel;
+
+pub use gemv::{gemv, DotElem};
+use kernel::Kernel;
+use rayon::prelude::*;
+
+/// Depth of a k block: a `KC x 16` f32 B panel is 16 KiB (half of L1).
+const KC: usize = 256;
+/// Rows of C per task: 12 AVX2 row panels; `MC x KC` of A is 72 KiB (L2).
+const MC_PANELS: usize = 12;
+
+/// Element types GEMM operands may have.
+pub trait GemmElem: Copy + Send + Sync + 'static {
+    fn to_f32(self) -> f32;
+}
+impl GemmElem for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+impl GemmElem for half::f16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+}
+impl GemmElem for half::bf16 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        // bf16 is the top half of an f32: widening is a shift.
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+}
+
+/// A strided matrix: element (i, j) is `data[off + i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a, T> {
+    pub data: &'a [T],
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<T: GemmElem> Strided<'_, T> {
+    #[inline(always)]
+    fn at(&self, i: usize, j: usize) -> f32 {
+        self.data[self.off + i * self.rs + j * self.cs].to_f32()
+    }
+}
+
+/// Packs rows `i0..i0+mr` (clipped to `m`) and k range `p0..p0+kc` of A
+/// into `dst` as `kc` groups of `mr` values.
+fn pack_a_panel<T: GemmElem>(a: &Strided<T>, m: usize, i0: usize, p0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+    let rows = mr.min(m - i0);
+    if rows < mr {
+        dst.fill(0.0);
+    }
+    for r in 0..rows {
+        for p in 0..kc {
+            dst[p * mr + r] = a.at(i0 + r, p0 + p);
+        }
+    }
+}
+
+/// Packs columns `j0..j0+nr` (clipped to `n`) and k range `p0..p0+kc` of B
+/// into `dst` as `kc` rows of `nr` values, walking B's unit-stride direction.
+fn pack_b_panel<T: GemmElem>(b: &Strided<T>, n: usize, j0: usize, p0: usize, kc: usize, nr: usize, dst: &mut [f32]) {
+    let cols = nr.min(n - j0);
+    if cols < nr {
+        dst.fill(0.0);
+    }
+    if b.cs == 1 {
+        for p in 0..kc {
+            for c in 0..cols {
+                dst[p * nr + c] = b.at(p0 + p, j0 + c);
+            }
+        }
+    } else {
+        for c in 0..cols {
+            for p in 0..kc {
+                dst[p * nr + c] = b.at(p0 + p, j0 + c);
+            }
+        }
+    }
+}
+
+/// A raw pointer to C that tasks writing disjoint tiles may share.
+#[derive(Clone, Copy)]
+struct CPtr(*mut f32);
+// SAFETY: every task writes a disjoint set of C's elements (its own rows x
+// columns tile), and the borrow of C outlives the parallel loop.
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+
+impl CPtr {
+    /// The element at `offset` (a method, so closures capture the whole
+    /// `Send` wrapper rather than the raw pointer field).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// `c (+)= a * b` on the calling thread alone, for callers that already run
+/// one task per thread (attention tiles); `c` has row stride `ldc` and is
+/// added to when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_serial<TA: GemmElem, TB: GemmElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided<TA>,
+    b: Strided<TB>,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_serial: C is too small");
+    if k == 0 {
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
+    let kern = Kernel::best();
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (mpanels, npanels) = (m.div_ceil(mr), n.div_ceil(nr));
+    let mut pa = vec![0.0f32; mpanels * mr * KC.min(k)];
+    let mut pb = vec![0.0f32; npanels * nr * KC.min(k)];
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        for (ip, dst) in pa.chunks_mut(mr * kc).take(mpanels).enumerate() {
+            pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst);
+        }
+        for (jp, dst) in pb.chunks_mut(nr * kc).take(npanels).enumerate() {
+            pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst);
+        }
+        for jp in 0..npanels {
+            let bp = &pb[jp * nr * kc..][..nr * kc];
+            for ip in 0..mpanels {
+                let (i0, j0) = (ip * mr, jp * nr);
+                let (rows, cols) = (mr.min(m - i0), nr.min(n - j0));
+                let ap = &pa[ip * mr * kc..][..mr * kc];
+                // SAFETY: the tile lies inside `c` (checked above) and this
+                // thread holds the only borrow of `c`.
+                unsafe { kern.run(kc, ap, bp, c.as_mut_ptr().add(i0 * ldc + j0), ldc, rows, cols, accumulate || p0 > 0) };
+            }
+        }
+    }
+}
+
+/// `c = a * b`; `c` is row-major `m x n`. Runs on the current rayon pool.
+pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: Strided<TB>, c: &mut [f32]) {
+    assert_eq!(c.len(), m * n, "gemm: C has the wrong size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let kern = Kernel::best();
+    let (mr, nr) = (kern.mr, kern.nr);
+    let (mpanels, npanels) = (m.div_ceil(mr), n.div_ceil(nr));
+    let threads = rayon::current_num_threads();
+    // Column panels per task: enough tasks to keep every thread busy.
+    let row_tasks = mpanels.div_ceil(MC_PANELS);
+    let col_tasks = (4 * threads).div_ceil(row_tasks).clamp(1, npanels);
+    let cols_per_task = npanels.div_ceil(col_tasks);
+    let mut pa = vec![0.0f32; mpanels * mr * KC];
+    let mut pb = vec![0.0f32; npanels * nr * KC];
+    let cptr = CPtr(c.as_mut_ptr());
+    for p0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - p0);
+        pa.par_chunks_mut(mr * kc).take(mpanels).enumerate().for_each(|(ip, dst)| pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst));
+        pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst));
+        let accumulate = p0 > 0;
+        let (pa, pb) = (&pa, &pb);
+        (0..row_tasks * col_tasks).into_par_iter().for_each(move |t| {
+            let (rt, ct) = (t / col_tasks, t % col_tasks);
+            let ips = rt * MC_PANELS..((rt + 1) * MC_PANELS).min(mpanels);
+            let jps = ct * cols_per_task..((ct + 1) * cols_per_task).min(npanels);
+            for jp in jps {
+                let bp = &pb[jp * nr * kc..][..nr * kc];
+                for ip in ips.clone() {
+                    let ap = &pa[ip * mr * kc..][..mr * kc];
+                    let (i0, j0) = (ip * mr, jp * nr);
+                    let (rows, cols) = (mr.min(m - i0), nr.min(n - j0));
+                    // SAFETY: (i0.., j0..) is inside C and owned by this task alone.
+                    unsafe { kern.run(kc, ap, bp, cptr.at(i0 * n + j0), n, rows, cols, accumulate) };
+                }
+            }
+        });
+    }
+}
