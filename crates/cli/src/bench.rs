@@ -7,7 +7,14 @@
 //! launch to `synchronize()`, so asynchronous devices are timed honestly.
 //! Reported: median and best time, GFLOP/s and GB/s from the case's FLOP and
 //! byte counts (bytes = inputs read + output written, once).
+//!
+//! Two suites: [`default_cases`] (`--suite core`), one case per core op, and
+//! [`peer_cases`] (`--suite peers`), the GEMM, GEMV and attention shapes that
+//! benches/compare_cpu.py also times with numpy and PyTorch. Results print as
+//! a table ([`format_table`]) or as one JSON object per line ([`result_json`]),
+//! whose numeric fields ([`Work`]) let another tool redo the same work.
 
+use serde_json::{json, Value};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 use tessera_tensor::{composed, scaled_dot_product_attention, AttentionParams, Conv2dParams, DType, Device, Result, Tensor};
@@ -17,11 +24,25 @@ type MakeFn = Box<dyn Fn(u64) -> Result<Inputs>>;
 type RunFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor>>;
 type CheckFn = Box<dyn Fn(&[Tensor], &Tensor) -> std::result::Result<(), String>>;
 
+/// The problem a case solves, in numbers, so that another tool (a peer
+/// library) can reproduce exactly the same work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// `[m, k] @ [k, n]`; with `b_transposed` the right operand is a
+    /// contiguous `[n, k]` weight viewed as `[k, n]` (`x @ w.T`).
+    Matmul { m: usize, k: usize, n: usize, b_transposed: bool },
+    /// Scaled dot-product attention over q, k, v of shape `[b, h, t, d]`.
+    Attention { b: usize, h: usize, t: usize, d: usize, causal: bool },
+    /// Any other op: described by its shape text only.
+    Other,
+}
+
 /// One benchmark: an op on fixed shapes and dtype.
 pub struct BenchCase {
     pub op: String,
     pub shape: String,
     pub dtype: DType,
+    pub work: Work,
     pub flops: f64,
     pub bytes: f64,
     make: MakeFn,
@@ -35,6 +56,7 @@ pub struct BenchResult {
     pub op: String,
     pub shape: String,
     pub dtype: DType,
+    pub work: Work,
     pub iters: usize,
     pub median: Duration,
     pub best: Duration,
@@ -62,6 +84,32 @@ impl Default for BenchOptions {
 pub enum Size {
     Small,
     Full,
+}
+
+/// Which set of cases to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Suite {
+    /// One case per core op ([`default_cases`]).
+    #[default]
+    Core,
+    /// GEMM, GEMV and attention on the shapes compared with numpy and
+    /// PyTorch ([`peer_cases`]).
+    Peers,
+}
+
+/// The cases of `suite` at `size`.
+pub fn suite_cases(device: &Device, suite: Suite, size: Size) -> Vec<BenchCase> {
+    match suite {
+        Suite::Core => default_cases(device, size),
+        Suite::Peers => peer_cases(device, size),
+    }
+}
+
+impl BenchCase {
+    /// Whether `filter` occurs in the op name, the shape or the dtype name.
+    pub fn matches(&self, filter: &str) -> bool {
+        self.op.contains(filter) || self.shape.contains(filter) || self.dtype.to_string() == filter
+    }
 }
 
 /// Normalised mean squared error of `out` against `reference`.
@@ -115,6 +163,7 @@ pub fn matmul_case(device: &Device, dtype: DType, m: usize, k: usize, n: usize, 
         op: if rhs_transposed { "matmul (B^T)".into() } else { "matmul".into() },
         shape: format!("{m}x{k}x{n}"),
         dtype,
+        work: Work::Matmul { m, k, n, b_transposed: rhs_transposed },
         flops: 2.0 * (m * n * k) as f64,
         bytes: es * (m * k + k * n + m * n) as f64,
         make: Box::new(move |seed| {
@@ -145,6 +194,7 @@ fn elementwise_case(device: &Device, dtype: DType, n: usize, op: &'static str) -
         op: op.into(),
         shape: n.to_string(),
         dtype,
+        work: Work::Other,
         flops: n as f64,
         bytes: es * ((inputs + 1) * n) as f64,
         make: Box::new(move |seed| (0..inputs).map(|j| randn(&d, dtype, &[n], seed + j as u64)).collect()),
@@ -180,6 +230,7 @@ fn sum_case(device: &Device, dtype: DType, rows: usize, cols: usize) -> BenchCas
         op: "sum (last dim)".into(),
         shape: format!("{rows}x{cols}"),
         dtype,
+        work: Work::Other,
         flops: (rows * cols) as f64,
         bytes: dtype.size_in_bytes() as f64 * (rows * cols + rows) as f64,
         make: Box::new(move |seed| Ok(vec![randn(&d, dtype, &[rows, cols], seed)?])),
@@ -198,6 +249,7 @@ fn transpose_copy_case(device: &Device, dtype: DType, n: usize) -> BenchCase {
         op: "copy (transpose)".into(),
         shape: format!("{n}x{n}"),
         dtype,
+        work: Work::Other,
         flops: 0.0,
         bytes: 2.0 * dtype.size_in_bytes() as f64 * (n * n) as f64,
         make: Box::new(move |seed| Ok(vec![randn(&d, dtype, &[n, n], seed)?])),
@@ -223,6 +275,7 @@ fn row_op_case(device: &Device, dtype: DType, rows: usize, cols: usize, op: &'st
         op: op.into(),
         shape: format!("{rows}x{cols}"),
         dtype,
+        work: Work::Other,
         flops: 5.0 * (rows * cols) as f64,
         bytes: es * (2 * rows * cols) as f64,
         make: Box::new(move |seed| {
@@ -250,6 +303,11 @@ fn row_op_case(device: &Device, dtype: DType, rows: usize, cols: usize, op: &'st
     }
 }
 
+/// Query rows of batch 0, head 0 that an attention check compares: the
+/// composed reference materialises `rows x t` scores, so long sequences are
+/// checked on their last rows only.
+const ATTENTION_CHECK_ROWS: usize = 256;
+
 /// Attention `[b, h, t, d]`, causal or not.
 pub fn attention_case(device: &Device, dtype: DType, b: usize, h: usize, t: usize, hd: usize, causal: bool) -> BenchCase {
     let d = device.clone();
@@ -259,41 +317,30 @@ pub fn attention_case(device: &Device, dtype: DType, b: usize, h: usize, t: usiz
         op: if causal { "attention (causal)".into() } else { "attention".into() },
         shape: format!("b{b} h{h} t{t} d{hd}"),
         dtype,
+        work: Work::Attention { b, h, t, d: hd, causal },
         flops: frac * 4.0 * (b * h * t * t * hd) as f64,
         bytes: es * (4 * b * h * t * hd) as f64,
         make: Box::new(move |seed| (0..3).map(|j| randn(&d, dtype, &[b, h, t, hd], seed + j)).collect()),
         run: Box::new(move |i| scaled_dot_product_attention(&i[0], &i[1], &i[2], None, causal, None)),
-        check: against(
-            move |i| {
-                // The composed reference materialises t x t scores: check one head.
-                let one = |x: &Tensor| x.narrow(0, 0, 1)?.narrow(1, 0, 1);
-                composed::attention(
-                    &one(&i[0])?,
-                    &one(&i[1])?,
-                    &one(&i[2])?,
-                    None,
-                    &AttentionParams { scale: 1.0 / (hd as f64).sqrt(), causal },
-                )
-            },
-            dtype,
-            "attention",
-        )
-        .and_first_head(),
+        check: attention_check(dtype, t, hd, causal),
     }
 }
 
-trait FirstHead {
-    fn and_first_head(self) -> CheckFn;
-}
-
-impl FirstHead for CheckFn {
-    /// Narrows the output to batch 0, head 0 before checking.
-    fn and_first_head(self) -> CheckFn {
-        Box::new(move |i, out| {
-            let o = out.narrow(0, 0, 1).and_then(|o| o.narrow(1, 0, 1)).map_err(err)?;
-            self(i, &o)
-        })
-    }
+/// Checks the last [`ATTENTION_CHECK_ROWS`] query rows of batch 0, head 0
+/// against the composed reference. Causal attention is aligned bottom-right,
+/// so the last `r` queries against all `t` keys are exactly those rows of the
+/// full causal result.
+fn attention_check(dtype: DType, t: usize, hd: usize, causal: bool) -> CheckFn {
+    let rows = t.min(ATTENTION_CHECK_ROWS);
+    let head = |x: &Tensor| x.narrow(0, 0, 1)?.narrow(1, 0, 1);
+    let last_rows = move |x: &Tensor| head(x)?.narrow(2, t - rows, rows);
+    Box::new(move |i, out| {
+        let p = AttentionParams { scale: 1.0 / (hd as f64).sqrt(), causal };
+        let want = composed::attention(&last_rows(&i[0]).map_err(err)?, &head(&i[1]).map_err(err)?, &head(&i[2]).map_err(err)?, None, &p)
+            .map_err(err)?;
+        let got = last_rows(out).map_err(err)?;
+        check_close("attention", &got.to_f64_vec().map_err(err)?, &want.to_f64_vec().map_err(err)?, dtype)
+    })
 }
 
 /// A ViT patch embedding: a `k x k` kernel with stride `k` over one image.
@@ -307,6 +354,7 @@ fn conv_case(device: &Device, dtype: DType, c: usize, hw: usize, o: usize, k: us
         op: "conv2d".into(),
         shape: format!("{n}x{c}x{hw}x{hw} k{k} s{stride} o{o}"),
         dtype,
+        work: Work::Other,
         flops: 2.0 * (n * o * out * out * c * k * k) as f64,
         bytes: es * (n * c * hw * hw + o * c * k * k + n * o * out * out) as f64,
         make: Box::new(move |seed| Ok(vec![randn(&d, dtype, &[n, c, hw, hw], seed)?, randn(&d, dtype, &[o, c, k, k], seed + 1)?])),
@@ -341,6 +389,63 @@ pub fn default_cases(device: &Device, size: Size) -> Vec<BenchCase> {
     cases
 }
 
+/// A GEMM or GEMV case of the peers suite: `gemm` for `[m, k] @ [k, n]`,
+/// `gemm (B^T)` / `gemv (B^T)` for `x @ w.t()` with a `[n, k]` weight.
+fn peer_matmul(device: &Device, dtype: DType, (m, k, n): (usize, usize, usize), b_transposed: bool) -> BenchCase {
+    let mut case = matmul_case(device, dtype, m, k, n, b_transposed);
+    let kind = if m == 1 { "gemv" } else { "gemm" };
+    case.op = if b_transposed { format!("{kind} (B^T)") } else { kind.to_string() };
+    case
+}
+
+/// Attention `(b, h, t, d)` shapes of the peers suite.
+fn peer_attention_shapes(size: Size) -> Vec<(usize, usize, usize, usize)> {
+    match size {
+        // (1, 12, 1024, 64) first: the headline case.
+        Size::Full => vec![
+            (1, 12, 1024, 64),
+            (1, 16, 50, 64),
+            (4, 12, 257, 64),
+            (1, 16, 577, 64),
+            (8, 12, 128, 64),
+            (1, 12, 4096, 64),
+            (2, 16, 1024, 128),
+        ],
+        Size::Small => vec![(1, 2, 64, 32), (2, 2, 33, 16)],
+    }
+}
+
+/// The `peers` suite: the GEMM, GEMV and attention shapes of vision-language
+/// models that benches/compare_cpu.py also times with numpy and PyTorch.
+/// `Small` keeps the same structure on tiny shapes, for tests.
+pub fn peer_cases(device: &Device, size: Size) -> Vec<BenchCase> {
+    let full = size == Size::Full;
+    let square: &[usize] = if full { &[256, 512, 1024, 2048, 4096] } else { &[32, 64] };
+    let models: &[(usize, usize, usize)] =
+        if full { &[(50, 768, 3072), (257, 1024, 4096), (577, 1024, 4096)] } else { &[(5, 48, 96), (17, 64, 128)] };
+    let square_bf16: &[usize] = if full { &[1024, 2048] } else { &[64] };
+    let model_bf16 = if full { (257, 1024, 4096) } else { (17, 64, 128) };
+    let gemv: &[(usize, usize, usize)] = if full { &[(1, 4096, 4096), (1, 4096, 11008)] } else { &[(1, 256, 256), (1, 256, 688)] };
+
+    let mut cases = Vec::new();
+    cases.extend(square.iter().map(|&s| peer_matmul(device, DType::F32, (s, s, s), false)));
+    cases.extend(models.iter().map(|&mkn| peer_matmul(device, DType::F32, mkn, true)));
+    // bf16 operands the way models have them: activations times a transposed
+    // weight (torch's bf16 path for a plain [k, n] operand on AVX2-only CPUs
+    // is a slow fallback, which would say nothing about either side).
+    cases.extend(square_bf16.iter().map(|&s| peer_matmul(device, DType::BF16, (s, s, s), true)));
+    cases.push(peer_matmul(device, DType::BF16, model_bf16, true));
+    for dtype in [DType::F32, DType::BF16] {
+        cases.extend(gemv.iter().map(|&mkn| peer_matmul(device, dtype, mkn, true)));
+    }
+    for (b, h, t, d) in peer_attention_shapes(size) {
+        for causal in [false, true] {
+            cases.push(attention_case(device, DType::F32, b, h, t, d, causal));
+        }
+    }
+    cases
+}
+
 /// Checks, warms up and times one case.
 pub fn run_case(case: &BenchCase, device: &Device, opts: &BenchOptions) -> std::result::Result<BenchResult, String> {
     let sets = [(case.make)(1).map_err(err)?, (case.make)(1000).map_err(err)?];
@@ -368,6 +473,7 @@ pub fn run_case(case: &BenchCase, device: &Device, opts: &BenchOptions) -> std::
         op: case.op.clone(),
         shape: case.shape.clone(),
         dtype: case.dtype,
+        work: case.work,
         iters: times.len(),
         median,
         best: times[0],
@@ -400,4 +506,87 @@ pub fn format_table(device: &Device, results: &[BenchResult]) -> String {
         );
     }
     s
+}
+
+/// The fields that identify a case: op, shape, dtype and its [`Work`] numbers.
+fn case_fields(op: &str, shape: &str, dtype: DType, work: Work) -> Vec<(&'static str, Value)> {
+    let mut fields = vec![("op", json!(op)), ("shape", json!(shape)), ("dtype", json!(dtype.to_string()))];
+    match work {
+        Work::Matmul { m, k, n, b_transposed } => {
+            fields.extend([("m", json!(m)), ("k", json!(k)), ("n", json!(n)), ("b_transposed", json!(b_transposed))])
+        }
+        Work::Attention { b, h, t, d, causal } => {
+            fields.extend([("b", json!(b)), ("h", json!(h)), ("t", json!(t)), ("d", json!(d)), ("causal", json!(causal))])
+        }
+        Work::Other => {}
+    }
+    fields
+}
+
+/// A one-line JSON object with its fields in the given order.
+fn json_line(fields: &[(&str, Value)]) -> String {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", json!(k))).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// One result as a one-line JSON object: op, shape, dtype, then
+/// `m`/`k`/`n`/`b_transposed` for matmuls or `b`/`h`/`t`/`d`/`causal` for
+/// attention, then iters, median_ms, best_ms, gflops, gbps.
+pub fn result_json(r: &BenchResult) -> String {
+    let mut fields = case_fields(&r.op, &r.shape, r.dtype, r.work);
+    fields.extend([
+        ("iters", json!(r.iters)),
+        ("median_ms", json!(r.median.as_secs_f64() * 1e3)),
+        ("best_ms", json!(r.best.as_secs_f64() * 1e3)),
+        ("gflops", json!(r.gflops)),
+        ("gbps", json!(r.gbps)),
+    ]);
+    json_line(&fields)
+}
+
+/// A case that failed (its check, or an error) as a one-line JSON object:
+/// the case's identifying fields and `error`.
+pub fn failure_json(case: &BenchCase, error: &str) -> String {
+    let mut fields = case_fields(&case.op, &case.shape, case.dtype, case.work);
+    fields.push(("error", json!(error)));
+    json_line(&fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_peers_suite_has_the_compared_shapes() {
+        let cases = peer_cases(&Device::cpu(), Size::Full);
+        let matmuls: Vec<(DType, usize, usize, usize, bool)> = cases
+            .iter()
+            .filter_map(|c| match c.work {
+                Work::Matmul { m, k, n, b_transposed } => Some((c.dtype, m, k, n, b_transposed)),
+                _ => None,
+            })
+            .collect();
+        for s in [256, 512, 1024, 2048, 4096] {
+            assert!(matmuls.contains(&(DType::F32, s, s, s, false)), "f32 {s}");
+        }
+        for (m, k, n) in [(50, 768, 3072), (257, 1024, 4096), (577, 1024, 4096)] {
+            assert!(matmuls.contains(&(DType::F32, m, k, n, true)), "f32 {m}x{k}x{n}");
+        }
+        for dtype in [DType::F32, DType::BF16] {
+            assert!(matmuls.contains(&(dtype, 1, 4096, 4096, true)) && matmuls.contains(&(dtype, 1, 4096, 11008, true)), "{dtype} gemv");
+        }
+        assert!(matmuls.contains(&(DType::BF16, 257, 1024, 4096, true)));
+        assert_eq!(matmuls.len(), 15);
+        let attention: Vec<Work> = cases.iter().map(|c| c.work).filter(|w| matches!(w, Work::Attention { .. })).collect();
+        assert_eq!(attention.len(), 14, "7 shapes, causal and not");
+        assert_eq!(attention[0], Work::Attention { b: 1, h: 12, t: 1024, d: 64, causal: false });
+        assert!(cases.iter().filter(|c| c.op.starts_with("gemv")).all(|c| matches!(c.work, Work::Matmul { m: 1, .. })));
+    }
+
+    #[test]
+    fn filter_matches_op_shape_or_dtype() {
+        let case = matmul_case(&Device::cpu(), DType::BF16, 1, 64, 32, true);
+        assert!(case.matches("matmul") && case.matches("1x64") && case.matches("bf16"));
+        assert!(!case.matches("f16") && !case.matches("attention"));
+    }
 }

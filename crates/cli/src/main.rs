@@ -1,8 +1,9 @@
 //! `tessera`: device info and kernel benchmarks.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::process::ExitCode;
-use tessera_cli::bench::{default_cases, format_table, run_case, BenchOptions, Size};
+use tessera_cli::bench::{failure_json, format_table, result_json, run_case, suite_cases, BenchOptions, Size, Suite};
 use tessera_tensor::Device;
 
 #[derive(Parser)]
@@ -18,25 +19,42 @@ enum SizeArg {
     Full,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum SuiteArg {
+    /// One case per core op.
+    Core,
+    /// GEMM, GEMV and attention on the shapes benches/compare_cpu.py compares with numpy and PyTorch.
+    Peers,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List the devices found and their properties.
     Info,
     /// Time the core ops on a device: time, GFLOP/s and GB/s per op.
-    Bench {
-        /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Only ops whose name contains this text.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Problem sizes: small (quick) or full.
-        #[arg(long, value_enum, default_value = "full")]
-        size: SizeArg,
-        /// Time budget per op, in milliseconds.
-        #[arg(long, default_value_t = 1500)]
-        budget_ms: u64,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Which cases: core (one per core op) or peers (the numpy/PyTorch comparison shapes).
+    #[arg(long, value_enum, default_value = "core")]
+    suite: SuiteArg,
+    /// Only cases whose op name or shape contains this text, or whose dtype is this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Problem sizes: small (quick) or full.
+    #[arg(long, value_enum, default_value = "full")]
+    size: SizeArg,
+    /// Time budget per op, in milliseconds.
+    #[arg(long, default_value_t = 1500)]
+    budget_ms: u64,
+    /// Print one JSON object per line per result (failed cases carry "error") instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,39 +64,65 @@ fn main() -> ExitCode {
             print!("{}", tessera_cli::info::report());
             ExitCode::SUCCESS
         }
-        Command::Bench { device, filter, size, budget_ms } => {
-            let device = match Device::parse(&device) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+/// Runs the selected cases; fails if the device is unknown or any case failed.
+fn bench(args: &BenchArgs) -> ExitCode {
+    let device = match Device::parse(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let size = match args.size {
+        SizeArg::Small => Size::Small,
+        SizeArg::Full => Size::Full,
+    };
+    let suite = match args.suite {
+        SuiteArg::Core => Suite::Core,
+        SuiteArg::Peers => Suite::Peers,
+    };
+    let opts = BenchOptions { budget: std::time::Duration::from_millis(args.budget_ms), ..Default::default() };
+    let mut results = Vec::new();
+    let mut failed = false;
+    for case in suite_cases(&device, suite, size) {
+        if args.filter.as_ref().is_some_and(|f| !case.matches(f)) {
+            continue;
+        }
+        let outcome = run_case(&case, &device, &opts);
+        if let Err(e) = &outcome {
+            eprintln!("error: {e}");
+            failed = true;
+        }
+        if args.json {
+            let line = match &outcome {
+                Ok(r) => result_json(r),
+                Err(e) => failure_json(&case, e),
             };
-            let size = match size {
-                SizeArg::Small => Size::Small,
-                SizeArg::Full => Size::Full,
-            };
-            let opts = BenchOptions { budget: std::time::Duration::from_millis(budget_ms), ..Default::default() };
-            let mut results = Vec::new();
-            let mut failed = false;
-            for case in default_cases(&device, size) {
-                if filter.as_ref().is_some_and(|f| !case.op.contains(f.as_str())) {
-                    continue;
-                }
-                match run_case(&case, &device, &opts) {
-                    Ok(r) => results.push(r),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            print!("{}", format_table(&device, &results));
-            if failed {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
+            if print_line(&line).is_err() {
+                // The reader has gone (a closed pipe): nothing more to report to.
+                return ExitCode::FAILURE;
             }
         }
+        results.extend(outcome.ok());
     }
+    if !args.json {
+        print!("{}", format_table(&device, &results));
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Prints one line and flushes it, so a reader of `--json` sees each result
+/// as soon as its case is done.
+fn print_line(line: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
 }

@@ -31,3 +31,24 @@ fn unknown_device_is_a_clear_error() {
     assert!(!ok);
     assert!(err.contains("unknown device kind 'tpu'"), "{err}");
 }
+
+#[test]
+fn peers_suite_prints_json_lines() {
+    let (ok, out, err) = tessera(&["bench", "--suite", "peers", "--size", "small", "--json", "--filter", "gemv", "--budget-ms", "20"]);
+    assert!(ok, "{err}\n{out}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert_eq!(lines.len(), 4, "f32 and bf16 GEMVs at two shapes:\n{out}");
+    for v in &lines {
+        assert!(v["op"].as_str().unwrap().starts_with("gemv"), "{v}");
+        assert_eq!(v["m"], 1, "{v}");
+        assert_eq!(v["b_transposed"], true, "{v}");
+        for field in ["k", "n", "iters"] {
+            assert!(v[field].as_u64().is_some_and(|x| x > 0), "{field} in {v}");
+        }
+        for field in ["median_ms", "best_ms", "gflops", "gbps"] {
+            assert!(v[field].as_f64().is_some_and(|x| x.is_finite() && x > 0.0), "{field} in {v}");
+        }
+        assert!(v.get("error").is_none(), "{v}");
+    }
+    assert!(lines.iter().any(|v| v["dtype"] == "bf16") && lines.iter().any(|v| v["dtype"] == "f32"), "{out}");
+}

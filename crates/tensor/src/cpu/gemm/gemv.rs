@@ -19,6 +19,11 @@ pub trait DotElem: GemmElem {
     fn dot(x: &[f32], w: &[Self]) -> f32 {
         x.iter().zip(w).map(|(&a, &b)| a * b.to_f32()).sum()
     }
+    /// Four dot products sharing `x`: four weight streams in flight at once
+    /// keep more memory requests outstanding than one.
+    fn dot4(x: &[f32], w: [&[Self]; 4]) -> [f32; 4] {
+        w.map(|w| Self::dot(x, w))
+    }
 }
 
 impl DotElem for f32 {
@@ -30,6 +35,14 @@ impl DotElem for f32 {
         }
         portable_dot(x, w)
     }
+    fn dot4(x: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if simd::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA were detected.
+            return unsafe { simd::dot4_f32(x, w) };
+        }
+        w.map(|w| portable_dot(x, w))
+    }
 }
 
 impl DotElem for half::bf16 {
@@ -40,6 +53,14 @@ impl DotElem for half::bf16 {
             return unsafe { simd::dot_bf16(x, w) };
         }
         x.iter().zip(w).map(|(&a, &b)| a * b.to_f32()).sum()
+    }
+    fn dot4(x: &[f32], w: [&[half::bf16]; 4]) -> [f32; 4] {
+        #[cfg(target_arch = "x86_64")]
+        if simd::has_avx2_fma() {
+            // SAFETY: AVX2 and FMA were detected.
+            return unsafe { simd::dot4_bf16(x, w) };
+        }
+        w.map(|w| Self::dot(x, w))
     }
 }
 
@@ -78,9 +99,17 @@ pub fn gemv<TA: GemmElem, TB: DotElem>(m: usize, n: usize, k: usize, a: Strided<
         let row = &mut c[i * n..(i + 1) * n];
         if b.rs == 1 {
             row.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, out)| {
-                for (jj, o) in out.iter_mut().enumerate() {
+                let wrow = |jj: usize| {
                     let start = b.off + (t * COLS_PER_TASK + jj) * b.cs;
-                    *o = TB::dot(&x, &b.data[start..start + k]);
+                    &b.data[start..start + k]
+                };
+                let done = out.len() / 4 * 4;
+                let mut quads = out.chunks_exact_mut(4);
+                for (q, o) in (&mut quads).enumerate() {
+                    o.copy_from_slice(&TB::dot4(&x, [wrow(4 * q), wrow(4 * q + 1), wrow(4 * q + 2), wrow(4 * q + 3)]));
+                }
+                for (jj, o) in quads.into_remainder().iter_mut().enumerate() {
+                    *o = TB::dot(&x, wrow(done + jj));
                 }
             });
         } else {
@@ -101,6 +130,7 @@ pub fn gemv<TA: GemmElem, TB: DotElem>(m: usize, n: usize, k: usize, a: Strided<
 
 #[cfg(target_arch = "x86_64")]
 mod simd {
+    use crate::cpu::gemm::GemmElem;
     use std::arch::x86_64::*;
 
     pub fn has_avx2_fma() -> bool {
@@ -115,28 +145,83 @@ mod simd {
         _mm_cvtss_f32(s)
     }
 
-    /// Shared loop: `load(i)` gives 8 widened weights at element `i`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot_with(x: &[f32], n: usize, load: impl Fn(usize) -> __m256, tail: impl Fn(usize) -> f32) -> f32 {
-        let xp = x.as_ptr();
-        let mut acc = [_mm256_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 32 <= n {
-            for (u, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i + 8 * u)), load(i + 8 * u), *a);
+    /// The shared dot-product loop, expanded inside each `target_feature`
+    /// function (a closure would not inherit the features and would not
+    /// inline): `$load` gives 8 widened weights at element `$i`, `$tail` one
+    /// weight at element `$j`.
+    macro_rules! dot_loop {
+        ($x:expr, |$i:ident| $load:expr, |$j:ident| $tail:expr) => {{
+            let x: &[f32] = $x;
+            let n = x.len();
+            let xp = x.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut $i = 0;
+            while $i + 32 <= n {
+                let base = $i;
+                for (u, a) in acc.iter_mut().enumerate() {
+                    $i = base + 8 * u;
+                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add($i)), $load, *a);
+                }
+                $i = base + 32;
             }
-            i += 32;
-        }
-        while i + 8 <= n {
-            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add(i)), load(i), acc[0]);
-            i += 8;
-        }
-        let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let mut s = hsum(v);
-        for (j, &xv) in x.iter().enumerate().take(n).skip(i) {
-            s += xv * tail(j);
-        }
-        s
+            while $i + 8 <= n {
+                acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(xp.add($i)), $load, acc[0]);
+                $i += 8;
+            }
+            let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let mut s = hsum(v);
+            for ($j, &xv) in x.iter().enumerate().skip($i) {
+                s += xv * $tail;
+            }
+            s
+        }};
+    }
+
+    /// Four rows at once, two 8-lane steps per iteration (8 accumulators).
+    macro_rules! dot4_loop {
+        ($x:expr, $w:expr, |$p:ident, $i:ident| $load:expr) => {{
+            let x: &[f32] = $x;
+            let n = x.len();
+            let xp = x.as_ptr();
+            let ptrs = $w.map(|w| w.as_ptr());
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            let mut i = 0;
+            while i + 16 <= n {
+                for (u, accu) in acc.iter_mut().enumerate() {
+                    let $i = i + 8 * u;
+                    let xv = _mm256_loadu_ps(xp.add($i));
+                    for (r, a) in accu.iter_mut().enumerate() {
+                        let $p = ptrs[r];
+                        *a = _mm256_fmadd_ps(xv, $load, *a);
+                    }
+                }
+                i += 16;
+            }
+            let mut out = [0.0f32; 4];
+            for r in 0..4 {
+                out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+                for j in i..n {
+                    out[r] += x[j] * $w[r][j].to_f32();
+                }
+            }
+            out
+        }};
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available; every `w[r].len() >= x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_f32(x: &[f32], w: [&[f32]; 4]) -> [f32; 4] {
+        dot4_loop!(x, w, |p, i| _mm256_loadu_ps(p.add(i)))
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available; every `w[r].len() >= x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_bf16(x: &[f32], w: [&[half::bf16]; 4]) -> [f32; 4] {
+        dot4_loop!(x, w, |p, i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+            p.add(i) as *const __m128i
+        )))))
     }
 
     /// # Safety
@@ -144,7 +229,7 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
         let wp = w.as_ptr();
-        dot_with(x, x.len(), |i| _mm256_loadu_ps(wp.add(i)), |j| w[j])
+        dot_loop!(x, |i| _mm256_loadu_ps(wp.add(i)), |j| w[j])
     }
 
     /// # Safety
@@ -152,14 +237,10 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot_bf16(x: &[f32], w: &[half::bf16]) -> f32 {
         let wp = w.as_ptr() as *const u16;
-        dot_with(
+        dot_loop!(
             x,
-            x.len(),
-            |i| {
-                let h = _mm_loadu_si128(wp.add(i) as *const __m128i);
-                _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
-            },
-            |j| w[j].to_f32(),
+            |i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(wp.add(i) as *const __m128i)))),
+            |j| w[j].to_f32()
         )
     }
 
@@ -168,6 +249,6 @@ mod simd {
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot_f16(x: &[f32], w: &[half::f16]) -> f32 {
         let wp = w.as_ptr() as *const u16;
-        dot_with(x, x.len(), |i| _mm256_cvtph_ps(_mm_loadu_si128(wp.add(i) as *const __m128i)), |j| w[j].to_f32())
+        dot_loop!(x, |i| _mm256_cvtph_ps(_mm_loadu_si128(wp.add(i) as *const __m128i)), |j| w[j].to_f32())
     }
 }

@@ -68,8 +68,9 @@ pub struct Strided<'a, T> {
 }
 
 impl<T: GemmElem> Strided<'_, T> {
+    /// Element (i, j), widened.
     #[inline(always)]
-    fn at(&self, i: usize, j: usize) -> f32 {
+    pub fn at(&self, i: usize, j: usize) -> f32 {
         self.data[self.off + i * self.rs + j * self.cs].to_f32()
     }
 }
@@ -81,30 +82,49 @@ fn pack_a_panel<T: GemmElem>(a: &Strided<T>, m: usize, i0: usize, p0: usize, kc:
     if rows < mr {
         dst.fill(0.0);
     }
-    for r in 0..rows {
-        for p in 0..kc {
-            dst[p * mr + r] = a.at(i0 + r, p0 + p);
-        }
-    }
+    pack(a, i0, rows, p0, kc, mr, dst, false);
 }
 
 /// Packs columns `j0..j0+nr` (clipped to `n`) and k range `p0..p0+kc` of B
-/// into `dst` as `kc` rows of `nr` values, walking B's unit-stride direction.
+/// into `dst` as `kc` rows of `nr` values.
 fn pack_b_panel<T: GemmElem>(b: &Strided<T>, n: usize, j0: usize, p0: usize, kc: usize, nr: usize, dst: &mut [f32]) {
     let cols = nr.min(n - j0);
     if cols < nr {
         dst.fill(0.0);
     }
-    if b.cs == 1 {
-        for p in 0..kc {
-            for c in 0..cols {
-                dst[p * nr + c] = b.at(p0 + p, j0 + c);
+    pack(b, j0, cols, p0, kc, nr, dst, true);
+}
+
+/// `dst[p * width + q] = src(q0 + q, p0 + p)` for `q < count`, `p < kc`,
+/// where `src(q, p)` is A's (row q, column p) or, `transposed`, B's (row p,
+/// column q). Walks whichever direction has unit stride, on bounds-checked
+/// slices taken once per line.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn pack<T: GemmElem>(m: &Strided<T>, q0: usize, count: usize, p0: usize, kc: usize, width: usize, dst: &mut [f32], transposed: bool) {
+    // Strides of the panel's q (the width direction) and p (the k direction).
+    let (qs, ps) = if transposed { (m.cs, m.rs) } else { (m.rs, m.cs) };
+    let start = |q: usize, p: usize| m.off + (q0 + q) * qs + (p0 + p) * ps;
+    if ps == 1 {
+        // Each line q is contiguous along k.
+        for q in 0..count {
+            let line = &m.data[start(q, 0)..start(q, 0) + kc];
+            for (p, &v) in line.iter().enumerate() {
+                dst[p * width + q] = v.to_f32();
+            }
+        }
+    } else if qs == 1 {
+        // Each k step is a contiguous run of `count` values.
+        for (p, out) in dst.chunks_exact_mut(width).take(kc).enumerate() {
+            let run = &m.data[start(0, p)..start(0, p) + count];
+            for (o, &v) in out.iter_mut().zip(run) {
+                *o = v.to_f32();
             }
         }
     } else {
-        for c in 0..cols {
+        for q in 0..count {
             for p in 0..kc {
-                dst[p * nr + c] = b.at(p0 + p, j0 + c);
+                dst[p * width + q] = m.data[start(q, p)].to_f32();
             }
         }
     }
@@ -196,13 +216,33 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
     let col_tasks = (4 * threads).div_ceil(row_tasks).clamp(1, npanels);
     let cols_per_task = npanels.div_ceil(col_tasks);
     let mut pa = vec![0.0f32; mpanels * mr * KC];
-    let mut pb = vec![0.0f32; npanels * nr * KC];
+    let mut pb = if row_tasks > 1 { vec![0.0f32; npanels * nr * KC] } else { Vec::new() };
     let cptr = CPtr(c.as_mut_ptr());
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
         pa.par_chunks_mut(mr * kc).take(mpanels).enumerate().for_each(|(ip, dst)| pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst));
-        pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst));
         let accumulate = p0 > 0;
+        if row_tasks == 1 {
+            // One row task: each B panel is used by one task only, so the
+            // task packs it right before use, while it is hot in L1.
+            let pa = &pa;
+            (0..col_tasks).into_par_iter().for_each_init(
+                || vec![0.0f32; nr * kc],
+                |bp, ct| {
+                    for jp in ct * cols_per_task..((ct + 1) * cols_per_task).min(npanels) {
+                        pack_b_panel(&b, n, jp * nr, p0, kc, nr, bp);
+                        for ip in 0..mpanels {
+                            let (i0, j0) = (ip * mr, jp * nr);
+                            let ap = &pa[ip * mr * kc..][..mr * kc];
+                            // SAFETY: (i0.., j0..) is inside C and owned by this task alone.
+                            unsafe { kern.run(kc, ap, bp, cptr.at(i0 * n + j0), n, mr.min(m - i0), nr.min(n - j0), accumulate) };
+                        }
+                    }
+                },
+            );
+            continue;
+        }
+        pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst));
         let (pa, pb) = (&pa, &pb);
         (0..row_tasks * col_tasks).into_par_iter().for_each(move |t| {
             let (rt, ct) = (t / col_tasks, t % col_tasks);
@@ -219,5 +259,56 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: &Strided<f32>, b: &Strided<f32>) -> Vec<f64> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a.at(i, p) as f64 * b.at(p, j) as f64).sum();
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: usize) -> Vec<f32> {
+        (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0).collect()
+    }
+
+    /// Both task layouts (one and several row tasks), several k blocks, edge
+    /// tiles, transposed operands, and the few-row path.
+    #[test]
+    fn gemm_and_gemv_match_a_naive_product() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        for &(m, n, k) in &[(1, 37, 300), (2, 130, 65), (5, 17, 3), (50, 100, 513), (150, 45, 257), (73, 200, 256)] {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (av, bv) = (values(m * k, 1), values(k * n, 2));
+                let a = if a_t { Strided { data: &av[..], off: 0, rs: 1, cs: m } } else { Strided { data: &av[..], off: 0, rs: k, cs: 1 } };
+                let b = if b_t { Strided { data: &bv[..], off: 0, rs: 1, cs: k } } else { Strided { data: &bv[..], off: 0, rs: n, cs: 1 } };
+                let want = naive(m, n, k, &a, &b);
+                let mut c = vec![f32::NAN; m * n];
+                pool.install(|| gemm(m, n, k, a, b, &mut c));
+                let mut cv = vec![f32::NAN; m * n];
+                let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv));
+                let mut cs = vec![f32::NAN; m * (n + 3)];
+                gemm_serial(m, n, k, a, b, &mut cs, n + 3, false);
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = want[i * n + j];
+                        let tol = 1e-4 * (k as f64).sqrt();
+                        assert!((c[i * n + j] as f64 - w).abs() < tol, "gemm {m}x{n}x{k} {a_t} {b_t} at {i},{j}");
+                        assert!((cs[i * (n + 3) + j] as f64 - w).abs() < tol, "gemm_serial {m}x{n}x{k} at {i},{j}");
+                        if took_gemv {
+                            assert!((cv[i * n + j] as f64 - w).abs() < tol, "gemv {m}x{n}x{k} {b_t} at {i},{j}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
