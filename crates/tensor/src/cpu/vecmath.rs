@@ -146,6 +146,11 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
 
 /// The largest element (NaN if any element is NaN), `-inf` for an empty slice.
 pub fn max(x: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: AVX2 and FMA were detected.
+        return unsafe { avx2::max(x) };
+    }
     let mut m = [f32::NEG_INFINITY; 8];
     let chunks = x.chunks_exact(8);
     let tail = chunks.remainder();
@@ -328,6 +333,35 @@ mod avx2 {
             *o = unary(op, v);
         }
         true
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn max(x: &[f32]) -> f32 {
+        let n = x.len();
+        let mut m = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut nan = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 8 <= n {
+            let v = _mm256_loadu_ps(x.as_ptr().add(i));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+            m = _mm256_max_ps(m, v);
+            i += 8;
+        }
+        if _mm256_movemask_ps(nan) != 0 {
+            return f32::NAN;
+        }
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), m);
+        let mut best = f32::NEG_INFINITY;
+        for &v in lanes.iter().chain(&x[i..]) {
+            if v.is_nan() {
+                return v;
+            }
+            best = best.max(v);
+        }
+        best
     }
 
     /// # Safety

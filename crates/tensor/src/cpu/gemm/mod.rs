@@ -105,7 +105,19 @@ fn pack<T: GemmElem>(m: &Strided<T>, q0: usize, count: usize, p0: usize, kc: usi
     // Strides of the panel's q (the width direction) and p (the k direction).
     let (qs, ps) = if transposed { (m.cs, m.rs) } else { (m.rs, m.cs) };
     let start = |q: usize, p: usize| m.off + (q0 + q) * qs + (p0 + p) * ps;
-    if ps == 1 {
+    if ps == 1 && count == width && width <= 16 {
+        // Full panel of lines contiguous along k: read all lines together and
+        // write the panel front to back.
+        let mut lines: [&[T]; 16] = [&[]; 16];
+        for (q, line) in lines.iter_mut().enumerate().take(count) {
+            *line = &m.data[start(q, 0)..start(q, 0) + kc];
+        }
+        for (p, out) in dst.chunks_exact_mut(width).take(kc).enumerate() {
+            for (o, line) in out.iter_mut().zip(&lines) {
+                *o = line[p].to_f32();
+            }
+        }
+    } else if ps == 1 {
         // Each line q is contiguous along k.
         for q in 0..count {
             let line = &m.data[start(q, 0)..start(q, 0) + kc];
@@ -146,53 +158,58 @@ impl CPtr {
     }
 }
 
-/// `c (+)= a * b` on the calling thread alone, for callers that already run
-/// one task per thread (attention tiles); `c` has row stride `ldc` and is
-/// added to when `accumulate`.
+/// A's rows `0..m` over k range `p0..p0+kc`, packed into `dst` (resized)
+/// as the micro-kernel wants them: `ceil(m / mr)` panels of `kc x mr`.
+pub fn pack_a_block<T: GemmElem>(a: &Strided<T>, m: usize, p0: usize, kc: usize, dst: &mut Vec<f32>) {
+    let mr = Kernel::best().mr;
+    dst.resize(m.div_ceil(mr) * mr * kc, 0.0);
+    for (ip, panel) in dst.chunks_mut(mr * kc).enumerate() {
+        pack_a_panel(a, m, ip * mr, p0, kc, mr, panel);
+    }
+}
+
+/// B's columns `0..n` over k range `p0..p0+kc`, packed into `dst` (resized):
+/// `ceil(n / nr)` panels of `kc x nr`. Columns `j0..` with `j0` a multiple
+/// of [`panel_width`] start at panel `j0 / nr`.
+pub fn pack_b_block<T: GemmElem>(b: &Strided<T>, n: usize, p0: usize, kc: usize, dst: &mut Vec<f32>) {
+    let nr = Kernel::best().nr;
+    dst.resize(n.div_ceil(nr) * nr * kc, 0.0);
+    for (jp, panel) in dst.chunks_mut(nr * kc).enumerate() {
+        pack_b_panel(b, n, jp * nr, p0, kc, nr, panel);
+    }
+}
+
+/// Columns per packed B panel (16 with AVX2, 8 otherwise).
+pub fn panel_width() -> usize {
+    Kernel::best().nr
+}
+
+/// `c (+)= A B` for one k block of pre-packed operands ([`pack_a_block`],
+/// [`pack_b_block`] with the same `kc`), on the calling thread; `c` has row
+/// stride `ldc`.
 #[allow(clippy::too_many_arguments)]
-pub fn gemm_serial<TA: GemmElem, TB: GemmElem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Strided<TA>,
-    b: Strided<TB>,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
+pub fn gemm_packed(m: usize, n: usize, kc: usize, pa: &[f32], pb: &[f32], c: &mut [f32], ldc: usize, accumulate: bool) {
+    let kern = Kernel::best();
+    let (mr, nr) = (kern.mr, kern.nr);
     if m == 0 || n == 0 {
         return;
     }
-    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_serial: C is too small");
-    if k == 0 {
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_packed: C is too small");
+    assert!(pa.len() >= m.div_ceil(mr) * mr * kc && pb.len() >= n.div_ceil(nr) * nr * kc, "gemm_packed: operands are too small");
+    if kc == 0 {
         if !accumulate {
             c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
         }
         return;
     }
-    let kern = Kernel::best();
-    let (mr, nr) = (kern.mr, kern.nr);
-    let (mpanels, npanels) = (m.div_ceil(mr), n.div_ceil(nr));
-    let mut pa = vec![0.0f32; mpanels * mr * KC.min(k)];
-    let mut pb = vec![0.0f32; npanels * nr * KC.min(k)];
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
-        for (ip, dst) in pa.chunks_mut(mr * kc).take(mpanels).enumerate() {
-            pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst);
-        }
-        for (jp, dst) in pb.chunks_mut(nr * kc).take(npanels).enumerate() {
-            pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst);
-        }
-        for jp in 0..npanels {
-            let bp = &pb[jp * nr * kc..][..nr * kc];
-            for ip in 0..mpanels {
-                let (i0, j0) = (ip * mr, jp * nr);
-                let (rows, cols) = (mr.min(m - i0), nr.min(n - j0));
-                let ap = &pa[ip * mr * kc..][..mr * kc];
-                // SAFETY: the tile lies inside `c` (checked above) and this
-                // thread holds the only borrow of `c`.
-                unsafe { kern.run(kc, ap, bp, c.as_mut_ptr().add(i0 * ldc + j0), ldc, rows, cols, accumulate || p0 > 0) };
-            }
+    for jp in 0..n.div_ceil(nr) {
+        let bp = &pb[jp * nr * kc..][..nr * kc];
+        for ip in 0..m.div_ceil(mr) {
+            let (i0, j0) = (ip * mr, jp * nr);
+            let ap = &pa[ip * mr * kc..][..mr * kc];
+            // SAFETY: the tile lies inside `c` (checked above) and this thread
+            // holds the only borrow of `c`.
+            unsafe { kern.run(kc, ap, bp, c.as_mut_ptr().add(i0 * ldc + j0), ldc, mr.min(m - i0), nr.min(n - j0), accumulate) };
         }
     }
 }
@@ -213,7 +230,7 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
     let threads = rayon::current_num_threads();
     // Column panels per task: enough tasks to keep every thread busy.
     let row_tasks = mpanels.div_ceil(MC_PANELS);
-    let col_tasks = (4 * threads).div_ceil(row_tasks).clamp(1, npanels);
+    let col_tasks = (8 * threads).div_ceil(row_tasks).clamp(1, npanels);
     let cols_per_task = npanels.div_ceil(col_tasks);
     let mut pa = vec![0.0f32; mpanels * mr * KC];
     let mut pb = if row_tasks > 1 { vec![0.0f32; npanels * nr * KC] } else { Vec::new() };
@@ -295,14 +312,21 @@ mod tests {
                 pool.install(|| gemm(m, n, k, a, b, &mut c));
                 let mut cv = vec![f32::NAN; m * n];
                 let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv));
+                // The pre-packed path over k blocks, with a wider C row stride.
                 let mut cs = vec![f32::NAN; m * (n + 3)];
-                gemm_serial(m, n, k, a, b, &mut cs, n + 3, false);
+                let (mut pa, mut pb) = (Vec::new(), Vec::new());
+                for p0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - p0);
+                    pack_a_block(&a, m, p0, kc, &mut pa);
+                    pack_b_block(&b, n, p0, kc, &mut pb);
+                    gemm_packed(m, n, kc, &pa, &pb, &mut cs, n + 3, p0 > 0);
+                }
                 for i in 0..m {
                     for j in 0..n {
                         let w = want[i * n + j];
                         let tol = 1e-4 * (k as f64).sqrt();
                         assert!((c[i * n + j] as f64 - w).abs() < tol, "gemm {m}x{n}x{k} {a_t} {b_t} at {i},{j}");
-                        assert!((cs[i * (n + 3) + j] as f64 - w).abs() < tol, "gemm_serial {m}x{n}x{k} at {i},{j}");
+                        assert!((cs[i * (n + 3) + j] as f64 - w).abs() < tol, "gemm_packed {m}x{n}x{k} at {i},{j}");
                         if took_gemv {
                             assert!((cv[i * n + j] as f64 - w).abs() < tol, "gemv {m}x{n}x{k} {b_t} at {i},{j}");
                         }
