@@ -10,12 +10,18 @@
 
 use super::{GemmElem, Strided};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Output columns per task.
 const COLS_PER_TASK: usize = 64;
 
 /// Dot products of an f32 vector with rows of a weight type.
 pub trait DotElem: GemmElem {
+    /// `x` in the element order this type's kernels expect (see bf16).
+    fn prepare(x: &[f32]) -> Cow<'_, [f32]> {
+        Cow::Borrowed(x)
+    }
+    /// `x . w`, with `x` from [`DotElem::prepare`].
     fn dot(x: &[f32], w: &[Self]) -> f32 {
         x.iter().zip(w).map(|(&a, &b)| a * b.to_f32()).sum()
     }
@@ -46,6 +52,13 @@ impl DotElem for f32 {
 }
 
 impl DotElem for half::bf16 {
+    fn prepare(x: &[f32]) -> Cow<'_, [f32]> {
+        #[cfg(target_arch = "x86_64")]
+        if simd::has_avx2_fma() {
+            return Cow::Owned(simd::bf16_order(x));
+        }
+        Cow::Borrowed(x)
+    }
     fn dot(x: &[f32], w: &[half::bf16]) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if simd::has_avx2_fma() {
@@ -98,6 +111,7 @@ pub fn gemv<TA: GemmElem, TB: DotElem>(m: usize, n: usize, k: usize, a: Strided<
         let x: Vec<f32> = (0..k).map(|p| a.at(i, p)).collect();
         let row = &mut c[i * n..(i + 1) * n];
         if b.rs == 1 {
+            let x = TB::prepare(&x);
             row.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, out)| {
                 let wrow = |jj: usize| {
                     let start = b.off + (t * COLS_PER_TASK + jj) * b.cs;
@@ -215,13 +229,77 @@ mod simd {
         dot4_loop!(x, w, |p, i| _mm256_loadu_ps(p.add(i)))
     }
 
+    /// bf16 weights are widened 16 at a time by interleaving them with
+    /// zeros (`unpacklo/hi_epi16`), which yields elements
+    /// `[0..4, 8..12]` and `[4..8, 12..16]` of each 16: `x` is put in that
+    /// order once per product (full blocks of 16 only; the tail stays).
+    pub fn bf16_order(x: &[f32]) -> Vec<f32> {
+        let mut out = x.to_vec();
+        for (o, c) in out.chunks_exact_mut(16).zip(x.chunks_exact(16)) {
+            o[4..8].copy_from_slice(&c[8..12]);
+            o[8..12].copy_from_slice(&c[4..8]);
+        }
+        out
+    }
+
+    /// Sixteen bf16 at `p` widened to f32 in [`bf16_order`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn widen16(p: *const half::bf16) -> (__m256, __m256) {
+        let v = _mm256_loadu_si256(p as *const __m256i);
+        let z = _mm256_setzero_si256();
+        (_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v)), _mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v)))
+    }
+
     /// # Safety
-    /// AVX2 and FMA are available; every `w[r].len() >= x.len()`.
+    /// AVX2 and FMA are available; `x` is in [`bf16_order`]; every
+    /// `w[r].len() >= x.len()`.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dot4_bf16(x: &[f32], w: [&[half::bf16]; 4]) -> [f32; 4] {
-        dot4_loop!(x, w, |p, i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(
-            p.add(i) as *const __m128i
-        )))))
+        let n = x.len();
+        let full = n / 16 * 16;
+        let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+        let mut i = 0;
+        while i < full {
+            let xlo = _mm256_loadu_ps(x.as_ptr().add(i));
+            let xhi = _mm256_loadu_ps(x.as_ptr().add(i + 8));
+            for r in 0..4 {
+                let (lo, hi) = widen16(w[r].as_ptr().add(i));
+                acc[0][r] = _mm256_fmadd_ps(xlo, lo, acc[0][r]);
+                acc[1][r] = _mm256_fmadd_ps(xhi, hi, acc[1][r]);
+            }
+            i += 16;
+        }
+        let mut out = [0.0f32; 4];
+        for r in 0..4 {
+            out[r] = hsum(_mm256_add_ps(acc[0][r], acc[1][r]));
+            for j in full..n {
+                out[r] += x[j] * w[r][j].to_f32();
+            }
+        }
+        out
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available; `x` is in [`bf16_order`];
+    /// `w.len() >= x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot_bf16(x: &[f32], w: &[half::bf16]) -> f32 {
+        let n = x.len();
+        let full = n / 16 * 16;
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i < full {
+            let (lo, hi) = widen16(w.as_ptr().add(i));
+            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr().add(i)), lo, acc[0]);
+            acc[1] = _mm256_fmadd_ps(_mm256_loadu_ps(x.as_ptr().add(i + 8)), hi, acc[1]);
+            i += 16;
+        }
+        let mut s = hsum(_mm256_add_ps(acc[0], acc[1]));
+        for j in full..n {
+            s += x[j] * w[j].to_f32();
+        }
+        s
     }
 
     /// # Safety
@@ -230,18 +308,6 @@ mod simd {
     pub unsafe fn dot_f32(x: &[f32], w: &[f32]) -> f32 {
         let wp = w.as_ptr();
         dot_loop!(x, |i| _mm256_loadu_ps(wp.add(i)), |j| w[j])
-    }
-
-    /// # Safety
-    /// AVX2 and FMA are available; `w.len() >= x.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_bf16(x: &[f32], w: &[half::bf16]) -> f32 {
-        let wp = w.as_ptr() as *const u16;
-        dot_loop!(
-            x,
-            |i| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(wp.add(i) as *const __m128i)))),
-            |j| w[j].to_f32()
-        )
     }
 
     /// # Safety

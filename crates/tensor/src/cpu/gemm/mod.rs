@@ -332,6 +332,18 @@ mod tests {
                         }
                     }
                 }
+                // bf16 weights through the same paths (values rounded first).
+                let bh: Vec<half::bf16> = bv.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                let br: Vec<f32> = bh.iter().map(|v| v.to_f32()).collect();
+                let bhs = Strided { data: &bh[..], off: 0, rs: b.rs, cs: b.cs };
+                let want = naive(m, n, k, &a, &Strided { data: &br[..], off: 0, rs: b.rs, cs: b.cs });
+                let mut ch = vec![f32::NAN; m * n];
+                if !pool.install(|| gemv(m, n, k, a, bhs, &mut ch)) {
+                    pool.install(|| gemm(m, n, k, a, bhs, &mut ch));
+                }
+                for (idx, (&got, &w)) in ch.iter().zip(&want).enumerate() {
+                    assert!((got as f64 - w).abs() < 1e-4 * (k as f64).sqrt(), "bf16 {m}x{n}x{k} {b_t} at {idx}");
+                }
             }
         }
     }
