@@ -1,15 +1,24 @@
 //! Scaled dot-product attention, tiled over keys with an online softmax
-//! (the flash-attention forward algorithm on the CPU).
+//! (the flash-attention forward algorithm on the CPU), computed transposed so
+//! that nothing is repacked between the two products.
 //!
-//! K^T and V of every KV head are packed once into the GEMM micro-kernel's
-//! panel layout (in parallel), so query blocks share them. Work is then
-//! split into tasks of (batch, head, block of `QB` queries); a task packs its
-//! queries once and walks the keys in tiles of `KB`: scores `S = Q K^T` by the
-//! micro-kernel, scale, additive mask (read through its broadcast strides,
-//! never materialised) and causal limit applied, then per row the running max
-//! `m`, the running sum `l` and the output rows are rescaled by
-//! `exp(m_old - m_new)`, and `P V` is added by the micro-kernel. Only a
-//! `QB x KB` score tile exists at any time. Causal tasks stop at the last key
+//! Per KV head, K (keys as rows) and V^T are packed once per key tile of `KB`
+//! into the GEMM micro-kernel's A-panel layout. A task takes (batch, head,
+//! block of `QB` queries) and packs its queries, pre-scaled, as B panels of
+//! `nr` queries (Q^T). For each key tile:
+//!
+//! - `S^T = K Q^T` by the micro-kernel, one query panel at a time with row
+//!   stride `nr`, so S^T lands directly in B-panel layout (`kb x nr` per
+//!   panel);
+//! - the additive mask (read through its broadcast strides, never
+//!   materialised) and the causal limit are applied, then the online softmax
+//!   runs down the key rows with the `nr` queries of a panel in SIMD lanes:
+//!   running max `m`, running sum `l`, `P = exp(S - m)` in place, and the
+//!   output columns rescaled by `exp(m_old - m_new)`;
+//! - `O^T += V^T P^T` by the micro-kernel, reading P^T where S^T was written.
+//!
+//! At the end O^T is divided by `l` and transposed into the output. Only a
+//! `KB x QB` score tile exists per task. Causal tasks stop at the last key
 //! their queries can see. Grouped-query heads read KV head `h / (hq / hkv)`.
 //! A query that sees no key gets a zero output row.
 
@@ -20,17 +29,15 @@ use super::{cpu, CpuStorage};
 use crate::backend::{AttentionParams, View};
 use rayon::prelude::*;
 
-/// Queries per task.
+/// Queries per task (a multiple of every panel width).
 const QB: usize = 64;
-/// Keys per score tile (a multiple of every panel width).
+/// Keys per score tile.
 const KB: usize = 256;
 
-/// K^T and V of one KV head in panel layout.
+/// K and V^T of one KV head, per key tile, in A-panel layout.
 struct PackedHead {
-    /// K^T (`d x tk`), all keys: tile `j0` starts at panel `j0 / nr`.
-    kt: Vec<f32>,
-    /// V (`kb x dv`) per key tile.
-    v: Vec<Vec<f32>>,
+    k: Vec<Vec<f32>>,
+    vt: Vec<Vec<f32>>,
 }
 
 pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionParams) -> CpuStorage {
@@ -52,17 +59,16 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
     let heads: Vec<PackedHead> = (0..b * hkv)
         .into_par_iter()
         .map(|kvh| {
-            let mut kt = Vec::new();
-            pack_b_block(&Strided { data: &ks[..], off: kvh * tk * d, rs: 1, cs: d }, tk, 0, d, &mut kt);
-            let v = (0..tk)
-                .step_by(KB)
-                .map(|j0| {
-                    let mut vp = Vec::new();
-                    pack_b_block(&Strided { data: &vs[..], off: kvh * tk * dv, rs: dv, cs: 1 }, dv, j0, KB.min(tk - j0), &mut vp);
-                    vp
-                })
-                .collect();
-            PackedHead { kt, v }
+            let (mut kp, mut vp) = (Vec::new(), Vec::new());
+            for j0 in (0..tk).step_by(KB) {
+                let kb = KB.min(tk - j0);
+                let (mut kt, mut vt) = (Vec::new(), Vec::new());
+                pack_a_block(&Strided { data: &ks[..], off: (kvh * tk + j0) * d, rs: d, cs: 1 }, kb, 0, d, &mut kt);
+                pack_a_block(&Strided { data: &vs[..], off: (kvh * tk + j0) * dv, rs: 1, cs: dv }, dv, 0, kb, &mut vt);
+                kp.push(kt);
+                vp.push(vt);
+            }
+            PackedHead { k: kp, vt: vp }
         })
         .collect();
     let qblocks = tq.div_ceil(QB);
@@ -73,57 +79,81 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
         let (bi, h) = (bh / hq, bh % hq);
         let i0 = (t % qblocks) * QB;
         let rows = o.len() / dv;
+        let panels = rows.div_ceil(nr);
+        let width = panels * nr; // queries incl. zero padding
         let head = &heads[bi * hkv + h / group];
-        let mut pq = Vec::new();
-        pack_a_block(&Strided { data: &qs[..], off: (bh * tq + i0) * d, rs: d, cs: 1 }, rows, 0, d, &mut pq);
-        // Scale the queries once instead of every score.
-        pq.iter_mut().for_each(|x| *x *= scale);
+        // Q^T as B panels, scaled once.
+        let mut qt = Vec::new();
+        pack_b_block(&Strided { data: &qs[..], off: (bh * tq + i0) * d, rs: 1, cs: d }, rows, 0, d, &mut qt);
+        qt.iter_mut().for_each(|x| *x *= scale);
         // Keys visible to the last query of the block.
         let visible = if p.causal { (i0 as isize + rows as isize + shift).clamp(0, tk as isize) as usize } else { tk };
-        let mut m = vec![f32::NEG_INFINITY; rows];
-        let mut l = vec![0.0f32; rows];
-        let mut s = vec![0.0f32; rows * KB];
-        let mut pp = Vec::new();
+        let mut m = vec![f32::NEG_INFINITY; width];
+        let mut l = vec![0.0f32; width];
+        let mut ot = vec![0.0f32; dv * width]; // O^T, row stride `width`
+        let mut st = vec![0.0f32; KB.min(tk) * width]; // S^T / P^T in B-panel layout
+        let mut tmax = vec![0.0f32; nr];
+        let mut safe = vec![0.0f32; nr];
         for (tile, j0) in (0..visible).step_by(KB).enumerate() {
-            // Score the whole key tile (keys past `visible` are masked below).
             let kb = KB.min(tk - j0);
-            gemm_packed(rows, kb, d, &pq, &head.kt[(j0 / nr) * nr * d..], &mut s, kb, false);
-            for r in 0..rows {
-                let i = i0 + r;
-                let srow = &mut s[r * kb..(r + 1) * kb];
+            let st = &mut st[..kb * width];
+            for (jp, panel) in st.chunks_mut(kb * nr).enumerate() {
+                gemm_packed(kb, nr, d, &head.k[tile], &qt[jp * nr * d..], panel, nr, false);
+                let q0 = i0 + jp * nr; // first query of the panel
                 if let Some(mv) = &mask {
-                    let (l, st) = (mv.layout, mv.layout.strides());
-                    let base = l.offset() + bi * st[0] + h * st[1] + i * st[2];
+                    let (lay, s) = (mv.layout, mv.layout.strides());
                     let buf = cpu(mv).buf();
-                    for (j, x) in srow.iter_mut().enumerate() {
-                        *x += elem_f32(mv.dtype(), buf, base + (j0 + j) * st[3]);
+                    for (i, row) in panel.chunks_mut(nr).enumerate() {
+                        for (c, x) in row.iter_mut().enumerate().take(rows.saturating_sub(jp * nr)) {
+                            let idx = lay.offset() + bi * s[0] + h * s[1] + (q0 + c) * s[2] + (j0 + i) * s[3];
+                            *x += elem_f32(mv.dtype(), buf, idx);
+                        }
                     }
                 }
                 if p.causal {
-                    // Keys after this query's last visible one.
-                    let first_hidden = (i as isize + shift + 1 - j0 as isize).clamp(0, kb as isize) as usize;
-                    srow[first_hidden..].fill(f32::NEG_INFINITY);
+                    for (i, row) in panel.chunks_mut(nr).enumerate() {
+                        // Query q0 + c sees key j0 + i when j0 + i <= q0 + c + shift.
+                        let first_visible = (j0 as isize + i as isize - shift - q0 as isize).clamp(0, nr as isize) as usize;
+                        row[..first_visible].fill(f32::NEG_INFINITY);
+                    }
                 }
-                let m_new = m[r].max(vecmath::max(srow));
-                if m_new == f32::NEG_INFINITY {
-                    srow.fill(0.0); // nothing visible yet for this row
-                    continue;
+                // Online softmax down the key rows, queries in lanes.
+                let (mp, lp) = (&mut m[jp * nr..(jp + 1) * nr], &mut l[jp * nr..(jp + 1) * nr]);
+                tmax.copy_from_slice(mp);
+                for row in panel.chunks(nr) {
+                    for (t, &x) in tmax.iter_mut().zip(row) {
+                        *t = if x > *t || x.is_nan() { x } else { *t };
+                    }
                 }
-                let row_sum = vecmath::exp_shifted_sum(srow, m_new);
-                let alpha = vecmath::exp(m[r] - m_new);
-                l[r] = l[r] * alpha + row_sum;
-                m[r] = m_new;
-                if alpha != 1.0 {
-                    o[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= alpha);
+                // A lane with nothing visible yet shifts by 0: its P is exp(-inf) = 0.
+                for (sf, &t) in safe.iter_mut().zip(tmax.iter()) {
+                    *sf = if t == f32::NEG_INFINITY { 0.0 } else { t };
+                }
+                let mut alpha = mp.to_vec();
+                vecmath::exp_sub(&mut alpha, &safe);
+                let mut sums = vec![0.0f32; nr];
+                for row in panel.chunks_mut(nr) {
+                    vecmath::exp_sub(row, &safe);
+                    sums.iter_mut().zip(row.iter()).for_each(|(s, &x)| *s += x);
+                }
+                for ((lv, &a), &s) in lp.iter_mut().zip(&alpha).zip(&sums) {
+                    *lv = *lv * a + s;
+                }
+                mp.copy_from_slice(&tmax);
+                for orow in ot.chunks_mut(width) {
+                    for (o, &a) in orow[jp * nr..(jp + 1) * nr].iter_mut().zip(&alpha) {
+                        *o *= a;
+                    }
                 }
             }
-            // O += P V for this tile.
-            pack_a_block(&Strided { data: &s[..], off: 0, rs: kb, cs: 1 }, rows, 0, kb, &mut pp);
-            gemm_packed(rows, dv, kb, &pp, &head.v[tile], o, dv, true);
+            // O^T += V^T P^T.
+            gemm_packed(dv, width, kb, &head.vt[tile], st, &mut ot, width, true);
         }
-        for r in 0..rows {
+        for (r, orow) in o.chunks_mut(dv).enumerate() {
             let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
-            o[r * dv..(r + 1) * dv].iter_mut().for_each(|x| *x *= inv);
+            for (c, x) in orow.iter_mut().enumerate() {
+                *x = ot[c * width + r] * inv;
+            }
         }
     });
     CpuStorage::from_f32(q.dtype(), out)

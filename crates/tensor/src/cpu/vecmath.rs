@@ -36,7 +36,10 @@ pub fn exp(x: f32) -> f32 {
     if x.is_nan() {
         return x;
     }
-    let x = x.clamp(EXP_LO, EXP_HI);
+    if x < EXP_LO {
+        return 0.0; // below half the smallest subnormal (and exp(-inf) = 0 exactly)
+    }
+    let x = x.min(EXP_HI);
     let n = (x * LOG2E).round();
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = P[0];
@@ -144,6 +147,18 @@ pub fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
     sum
 }
 
+/// `x[i] = exp(x[i] - shift[i])` in place (lane-wise shifts).
+pub fn exp_sub(x: &mut [f32], shift: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2::available() {
+        // SAFETY: AVX2 and FMA were detected.
+        return unsafe { avx2::exp_sub(x, shift) };
+    }
+    for (v, &s) in x.iter_mut().zip(shift) {
+        *v = exp(*v - s);
+    }
+}
+
 /// The largest element (NaN if any element is NaN), `-inf` for an empty slice.
 pub fn max(x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -245,6 +260,8 @@ mod avx2 {
         let ni = _mm256_cvtps_epi32(n);
         let h = _mm256_srai_epi32::<1>(ni);
         let y = _mm256_mul_ps(_mm256_mul_ps(e, pow2i(h)), pow2i(_mm256_sub_epi32(ni, h)));
+        // Exactly 0 below half the smallest subnormal (so exp(-inf) = 0).
+        let y = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(EXP_LO)), y);
         _mm256_blendv_ps(y, x, nan)
     }
 
@@ -333,6 +350,22 @@ mod avx2 {
             *o = unary(op, v);
         }
         true
+    }
+
+    /// # Safety
+    /// AVX2 and FMA are available.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp_sub(x: &mut [f32], shift: &[f32]) {
+        let n = x.len().min(shift.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            let v = _mm256_sub_ps(_mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(shift.as_ptr().add(i)));
+            _mm256_storeu_ps(x.as_mut_ptr().add(i), exp8(v));
+            i += 8;
+        }
+        for (v, &s) in x[i..n].iter_mut().zip(&shift[i..n]) {
+            *v = exp(*v - s);
+        }
     }
 
     /// # Safety
