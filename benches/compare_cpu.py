@@ -40,7 +40,7 @@ means Tessera is faster) after the machine (CPU model, SIMD flags, threads)
 and the versions of numpy, torch and their BLAS libraries. `--json OUT` also
 writes every number. Progress goes to stderr, the report to stdout.
 
-    .venv/bin/python benches/compare_cpu.py [--threads T] [--filter TEXT] [--build] [--json OUT]
+    .venv/bin/python benches/compare_cpu.py [--threads T] [--filter TEXT] [--rounds N] [--build] [--json OUT]
 
 benches/compare_cpu.sh sets up the environment (.venv) and runs this.
 """
@@ -522,8 +522,43 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--json", type=Path, metavar="OUT", help="also write the raw numbers to OUT")
     p.add_argument("--size", choices=["small", "full"], default="full", help="the peers suite's shapes (small: tiny, for a smoke test)")
     p.add_argument("--budget-ms", type=int, default=1500, help="timing budget per case and implementation (default 1500)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the whole measurement (every implementation, every case) this many times and keep, per case and "
+        "implementation, the round with the fastest median: on a shared machine this filters out rounds slowed by others",
+    )
     p.add_argument("--tessera", type=Path, default=REPO / "target" / "release" / "tessera", help="the tessera binary")
     return p.parse_args()
+
+
+def measure_round(args: argparse.Namespace, threads: int) -> list[Row]:
+    """Tessera on every case, then numpy, then torch."""
+    rows = run_tessera(args.tessera, threads, args)
+    budget_s = args.budget_ms / 1e3
+    for name, bench in (("numpy", bench_numpy), ("torch", bench_torch)):
+        log(f"{name}:")
+        for row in rows:
+            row.peers[name] = bench(row.case, threads, budget_s)
+    return rows
+
+
+def faster(a: Timing | None, b: Timing | None) -> Timing | None:
+    """The timing with the lower median; an error or a missing one loses."""
+    if a is None or a.error:
+        return b if b is not None else a
+    if b is None or b.error:
+        return a
+    return b if b.median_ms < a.median_ms else a
+
+
+def keep_faster(old: Row, new: Row) -> Row:
+    """Per implementation, the faster of two rounds of the same case."""
+    old.tessera = faster(old.tessera, new.tessera)
+    for name, t in new.peers.items():
+        old.peers[name] = faster(old.peers.get(name), t)
+    return old
 
 
 def main() -> int:
@@ -535,15 +570,15 @@ def main() -> int:
         log(f"error: {args.tessera} not found: build it with `cargo build --release -p tessera-cli` or pass --build")
         return 2
     threads = args.threads
-    rows = run_tessera(args.tessera, threads, args)
-    if not rows:
-        log("error: tessera reported no case (does --filter match any?)")
-        return 1
-    budget_s = args.budget_ms / 1e3
-    for name, bench in (("numpy", bench_numpy), ("torch", bench_torch)):
-        log(f"{name}:")
-        for row in rows:
-            row.peers[name] = bench(row.case, threads, budget_s)
+    rows: list[Row] = []
+    for r in range(max(1, args.rounds)):
+        if args.rounds > 1:
+            log(f"round {r + 1} of {args.rounds}")
+        round_rows = measure_round(args, threads)
+        if not round_rows:
+            log("error: tessera reported no case (does --filter match any?)")
+            return 1
+        rows = round_rows if not rows else [keep_faster(old, new) for old, new in zip(rows, round_rows)]
     machine, vers = cpu_description() | {"other_cpu_share": others.share()}, versions()
     print(header(machine, vers, threads, tessera_info(args.tessera, threads)))
     print()
