@@ -3,7 +3,7 @@
 //! contiguous rows.
 
 use super::read::{dims_last, read_f32, read_i64, scatter_to, PAR_MIN};
-use super::{Buf, CpuStorage};
+use super::{vecmath, Buf, CpuStorage};
 use crate::backend::{ArgReduceOp, ReduceOp, View};
 use crate::{DType, Layout};
 use rayon::prelude::*;
@@ -56,11 +56,6 @@ fn nan_min(a: f32, b: f32) -> f32 {
     }
 }
 
-/// f64-accumulated sum of a row.
-pub fn sum_f64(row: &[f32]) -> f64 {
-    row.iter().map(|&x| x as f64).sum()
-}
-
 pub fn reduce(op: ReduceOp, src: View, dims: &[usize]) -> CpuStorage {
     let dtype = src.dtype();
     let (l, row, rows) = permuted(src, dims);
@@ -83,8 +78,8 @@ pub fn reduce(op: ReduceOp, src: View, dims: &[usize]) -> CpuStorage {
         vec![if op == ReduceOp::Mean { f32::NAN } else { 0.0 }; rows]
     } else {
         map_rows(&v, row, |r| match op {
-            ReduceOp::Sum => sum_f64(r) as f32,
-            ReduceOp::Mean => (sum_f64(r) / r.len() as f64) as f32,
+            ReduceOp::Sum => vecmath::sum_f64(r) as f32,
+            ReduceOp::Mean => (vecmath::sum_f64(r) / r.len() as f64) as f32,
             ReduceOp::Max => r.iter().copied().fold(r[0], nan_max),
             ReduceOp::Min => r.iter().copied().fold(r[0], nan_min),
         })
