@@ -25,7 +25,8 @@ impl fmt::Debug for Tensor {
 impl Tensor {
     // ---------------------------------------------------------------- parts
 
-    /// A tensor over an existing storage. Used by backends and loaders.
+    /// A tensor over an existing storage. Used by backends and loaders; the
+    /// storage must come from `device`'s backend.
     pub fn from_storage(storage: StorageRef, layout: Layout, device: Device) -> Result<Tensor> {
         if layout.numel() > 0 && layout.max_offset() >= storage.len() {
             return Err(Error::invalid(

@@ -10,10 +10,12 @@
 //!   past `n`) and A into row panels of `MR` rows (`KC x MR`, interleaved,
 //!   zero-padded past `m`). Packing reads through the operands' strides, so a
 //!   transposed weight costs nothing extra; it walks the unit-stride direction.
-//! - The output is split into tasks of `MC` rows by a run of column panels;
-//!   tasks run in parallel. In a task, each B panel (`KC x NR`, 16 KiB) stays in
-//!   L1 while the task's A panels (`MC x KC`, 72 KiB) stream from L2, and the
-//!   micro-kernel keeps an `MR x NR` block of C in registers over the k block.
+//! - The output is split into tasks of at most `MC_PANELS` row panels (rows
+//!   spread evenly) by a run of column panels; tasks run in parallel. In a
+//!   task, each B panel (`KC x NR`, 16 KiB) stays in L1 while the task's A
+//!   panels (up to 288 x KC, 288 KiB) stream from L2, and the micro-kernel
+//!   keeps an `MR x NR` block of C in registers over the k block. With a
+//!   single row task, each task packs its B panels right before use.
 //! - The first k block writes C; later blocks add to it.
 //!
 //! Micro-kernels: AVX2+FMA 6x16 on x86-64 when the CPU has them (detected
