@@ -64,22 +64,6 @@ impl Weights {
     }
 }
 
-/// `y[r, o] = sum_i x[r, i] w[o, i] (+ b[o])`.
-fn lin(x: &[f64], w: &[f32], b: Option<&[f32]>, in_dim: usize, out_dim: usize) -> Vec<f64> {
-    let rows = x.len() / in_dim;
-    let mut y = vec![0.0; rows * out_dim];
-    for r in 0..rows {
-        for o in 0..out_dim {
-            let mut s = b.map_or(0.0, |b| b[o] as f64);
-            for i in 0..in_dim {
-                s += x[r * in_dim + i] * w[o * in_dim + i] as f64;
-            }
-            y[r * out_dim + o] = s;
-        }
-    }
-    y
-}
-
 /// Rotates `[b, t, h, d]` in place (half-split pairs) at positions `t`.
 fn rope_ref(x: &mut [f64], b: usize, t: usize, h: usize, d: usize, theta: f64, rot: usize) {
     let half = rot / 2;
@@ -113,9 +97,9 @@ fn attention_ref(w: &Weights, xq: &[f32], xkv: &[f32], b: usize, tq: usize, tk: 
     let (hq, hkv, d) = (w.hq, w.hkv, w.d);
     let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
     let bias = |v: &Vec<f32>| if o.bias { Some(v.clone()) } else { None };
-    let mut q = lin(&f(xq), &w.wq, bias(&w.bq).as_deref(), w.hidden, hq * d);
-    let mut k = lin(&f(xkv), &w.wk, bias(&w.bk).as_deref(), w.kv_in, hkv * d);
-    let v = lin(&f(xkv), &w.wv, bias(&w.bv).as_deref(), w.kv_in, hkv * d);
+    let mut q = linear_ref(&f(xq), &w.wq, bias(&w.bq).as_deref(), w.hidden, hq * d);
+    let mut k = linear_ref(&f(xkv), &w.wk, bias(&w.bk).as_deref(), w.kv_in, hkv * d);
+    let v = linear_ref(&f(xkv), &w.wv, bias(&w.bv).as_deref(), w.kv_in, hkv * d);
     if let Some((theta, rot)) = o.rope {
         rope_ref(&mut q, b, tq, hq, d, theta, rot);
         rope_ref(&mut k, b, tk, hkv, d, theta, rot);
@@ -151,7 +135,7 @@ fn attention_ref(w: &Weights, xq: &[f32], xkv: &[f32], b: usize, tq: usize, tk: 
             }
         }
     }
-    lin(&merged, &w.wo, bias(&w.bo).as_deref(), hq * d, w.hidden)
+    linear_ref(&merged, &w.wo, bias(&w.bo).as_deref(), hq * d, w.hidden)
 }
 
 #[test]

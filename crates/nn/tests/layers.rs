@@ -6,22 +6,6 @@ use common::*;
 use tessera_nn::{Activation, Conv2d, Embedding, LayerNorm, Linear, Mlp, MlpConfig, Module, RmsNorm, SwiGlu, SwiGluConfig};
 use tessera_tensor::{Conv2dParams, DType, Tensor};
 
-/// `y[r, o] = sum_i x[r, i] w[o, i] + b[o]` over rows `r` of `[rows, in]`.
-fn linear_ref(x: &[f32], w: &[f32], b: Option<&[f32]>, in_dim: usize, out_dim: usize) -> Vec<f64> {
-    let rows = x.len() / in_dim;
-    let mut y = vec![0.0; rows * out_dim];
-    for r in 0..rows {
-        for o in 0..out_dim {
-            let mut s = b.map_or(0.0, |b| b[o] as f64);
-            for i in 0..in_dim {
-                s += x[r * in_dim + i] as f64 * w[o * in_dim + i] as f64;
-            }
-            y[r * out_dim + o] = s;
-        }
-    }
-    y
-}
-
 #[test]
 fn linear_matches_loops_for_any_rank() {
     let (w, b) = (values(1, 5 * 4), values(2, 5));
@@ -35,12 +19,12 @@ fn linear_matches_loops_for_any_rank() {
         let mut out_shape = shape.clone();
         *out_shape.last_mut().unwrap() = 5;
         assert_eq!(y.dims(), &out_shape[..]);
-        assert_close(&to_vec(&y), &linear_ref(&x, &w, Some(&b), 4, 5), 1e-5);
+        assert_close(&to_vec(&y), &linear_ref(&f64s(&x), &w, Some(&b), 4, 5), 1e-5);
     }
     // Without bias.
     let nb = Linear::new(tensor(&w, &[5, 4]), None).unwrap();
     let x = values(4, 6 * 4);
-    assert_close(&to_vec(&nb.forward(&tensor(&x, &[2, 3, 4])).unwrap()), &linear_ref(&x, &w, None, 4, 5), 1e-5);
+    assert_close(&to_vec(&nb.forward(&tensor(&x, &[2, 3, 4])).unwrap()), &linear_ref(&f64s(&x), &w, None, 4, 5), 1e-5);
     // Wrong input width.
     let err = lin.forward(&random(5, &[2, 3])).unwrap_err();
     assert!(err.to_string().contains("linear"), "{err}");
@@ -55,7 +39,7 @@ fn linear_in_half_precision() {
     let lin = Linear::new(tensor(&w, &[3, 8]).to_dtype(DType::BF16).unwrap(), None).unwrap();
     let y = lin.forward(&tensor(&x, &[2, 8]).to_dtype(DType::BF16).unwrap()).unwrap();
     assert_eq!(y.dtype(), DType::BF16);
-    assert_close(&to_vec(&y), &linear_ref(&x, &w, None, 8, 3), 3e-2);
+    assert_close(&to_vec(&y), &linear_ref(&f64s(&x), &w, None, 8, 3), 3e-2);
 }
 
 #[test]
@@ -237,8 +221,8 @@ fn mlp_is_fc2_act_fc1() {
     let x = values(5, 3 * h);
     let y = mlp.forward(&tensor(&x, &[1, 3, h])).unwrap();
     let gelu_tanh = |v: f64| 0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh());
-    let hidden: Vec<f32> = linear_ref(&x, &w1, Some(&b1), h, i).into_iter().map(|v| gelu_tanh(v) as f32).collect();
-    assert_close(&to_vec(&y), &linear_ref(&hidden, &w2, Some(&b2), i, h), 1e-5);
+    let hidden: Vec<f32> = linear_ref(&f64s(&x), &w1, Some(&b1), h, i).into_iter().map(|v| gelu_tanh(v) as f32).collect();
+    assert_close(&to_vec(&y), &linear_ref(&f64s(&hidden), &w2, Some(&b2), i, h), 1e-5);
     // Default names are fc1/fc2 and a missing one is reported by full name.
     let err = Mlp::load(&vb.pp("mlp"), &MlpConfig::new(h, i, Activation::Gelu)).unwrap_err();
     assert!(err.to_string().contains("mlp.fc1.weight"), "{err}");
@@ -256,9 +240,9 @@ fn swiglu_is_down_of_silu_gate_times_up() {
     let mlp = SwiGlu::load(&vb.pp("layers").pp(0).pp("mlp"), &SwiGluConfig::new(h, i)).unwrap();
     let x = values(4, 2 * 3 * h);
     let y = mlp.forward(&tensor(&x, &[2, 3, h])).unwrap();
-    let (g, u) = (linear_ref(&x, &wg, None, h, i), linear_ref(&x, &wu, None, h, i));
+    let (g, u) = (linear_ref(&f64s(&x), &wg, None, h, i), linear_ref(&f64s(&x), &wu, None, h, i));
     let inner: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| (g / (1.0 + (-g).exp()) * u) as f32).collect();
-    assert_close(&to_vec(&y), &linear_ref(&inner, &wd, None, i, h), 1e-5);
+    assert_close(&to_vec(&y), &linear_ref(&f64s(&inner), &wd, None, i, h), 1e-5);
     // The same as composing the layers by hand.
     let composed = mlp
         .down()

@@ -241,24 +241,14 @@ pub fn f32_to_f8e5m2(x: f32) -> u8 {
 pub trait Element: bytemuck::Pod + Send + Sync + std::fmt::Debug + 'static {
     const DTYPE: DType;
 }
-impl Element for f32 {
-    const DTYPE: DType = DType::F32;
+macro_rules! element {
+    ($($t:ty => $d:ident),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+        }
+    )*};
 }
-impl Element for f16 {
-    const DTYPE: DType = DType::F16;
-}
-impl Element for bf16 {
-    const DTYPE: DType = DType::BF16;
-}
-impl Element for u8 {
-    const DTYPE: DType = DType::U8;
-}
-impl Element for u32 {
-    const DTYPE: DType = DType::U32;
-}
-impl Element for i64 {
-    const DTYPE: DType = DType::I64;
-}
+element!(f32 => F32, f16 => F16, bf16 => BF16, u8 => U8, u32 => U32, i64 => I64);
 
 /// Decodes little-endian elements of `dtype` to f64 (exact for every dtype
 /// except i64 beyond 2^53).

@@ -3,7 +3,7 @@
 
 use crate::backend::{StorageRef, View};
 use crate::dtype::{bytes_to_f64, f64_to_bytes, Element};
-use crate::shape::{contiguous_strides, Dim, Layout, Shape};
+use crate::shape::{Dim, Layout, Shape};
 use crate::{DType, Device, Error, Result};
 use std::fmt;
 
@@ -343,11 +343,6 @@ impl Tensor {
             return Err(Error::DeviceMismatch { op, lhs: self.device.name(), rhs: other.device.name() });
         }
         Ok(())
-    }
-
-    /// Row-major strides of this tensor's shape.
-    pub fn contiguous_strides(&self) -> Vec<usize> {
-        contiguous_strides(self.dims())
     }
 }
 

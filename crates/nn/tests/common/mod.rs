@@ -39,3 +39,25 @@ pub fn builder(tensors: Vec<(&str, Tensor)>) -> VarBuilder {
     let map: HashMap<String, Tensor> = tensors.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
     VarBuilder::from_tensors(map, dev())
 }
+
+/// Widens f32 values to f64 for the references.
+pub fn f64s(x: &[f32]) -> Vec<f64> {
+    x.iter().map(|&v| v as f64).collect()
+}
+
+/// `y[r, o] = sum_i x[r, i] w[o, i] (+ b[o])` over rows `r` of `[rows, in]`,
+/// in f64: the reference for every linear projection in these tests.
+pub fn linear_ref(x: &[f64], w: &[f32], b: Option<&[f32]>, in_dim: usize, out_dim: usize) -> Vec<f64> {
+    let rows = x.len() / in_dim;
+    let mut y = vec![0.0; rows * out_dim];
+    for r in 0..rows {
+        for o in 0..out_dim {
+            let mut s = b.map_or(0.0, |b| b[o] as f64);
+            for i in 0..in_dim {
+                s += x[r * in_dim + i] * w[o * in_dim + i] as f64;
+            }
+            y[r * out_dim + o] = s;
+        }
+    }
+    y
+}
