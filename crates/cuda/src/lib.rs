@@ -1,0 +1,5 @@
+pub mod compile;
+pub mod device;
+pub mod layout;
+pub mod memory;
+pub mod ops;

@@ -1,0 +1,3 @@
+pub fn compiled_variants() -> Vec<Vec<(String, String)>> {
+    vec![Vec::new()]
+}

@@ -1,0 +1,177 @@
+// Row-wise fused ops: softmax / log-softmax, layer norm and RMS norm (each
+// optionally fused with a residual add), rotary embeddings, and bias +
+// activation.
+//
+// Algorithm (softmax, norms): a row of `n` elements is handled by a group of
+// `tpr` threads: a warp (tpr = 32, several rows per block) for rows of up
+// to 1024 elements, the whole block (tpr = blockDim.x) otherwise. The group
+// reads its row once into shared memory as f32 when the host grants room
+// (`cached`), so max, sums and the output pass read on-chip memory and the
+// row costs one read and one write of global memory; otherwise the row is
+// re-read. Softmax subtracts the row max; log-softmax writes x - max -
+// log(sum). Norm statistics are f32 two-pass (mean, then centred squares).
+// With a residual, the norm input is x + residual, which is also written out
+// (`sum_out`), so "h = h + f(h); y = norm(h)" is one launch.
+//
+// Layouts: `x` and `res` are `Strided` views of `rows x n` in logical order
+// (the last dim is the row); outputs are contiguous. Weight and bias are 1-D
+// with an element stride. Rope: x [..., t, d] by its strides, cos/sin
+// [t, half] by their strides, the first 2*half features rotated (pairs
+// (i, i + half), or (2i, 2i + 1) when interleaved), the rest copied.
+//
+// Limits: rows of up to 2^31 elements; f32/f16/bf16 in, same dtype out.
+#include "common.cuh"
+
+template <typename T> __device__ __forceinline__ float row_elem(const T* x, const Strided& l, int contig, i64 i) {
+    return to_f32(x[contig ? i : strided_offset(l, i)]);
+}
+
+// Sum / max over a group of `tpr` threads (a warp, or the block).
+__device__ __forceinline__ float group_sum(float v, int tpr, float* scratch) {
+    if (tpr == 32) return warp_sum(v);
+    return block_sum(v, scratch);
+}
+__device__ __forceinline__ float group_max(float v, int tpr, float* scratch) {
+    if (tpr == 32) return warp_max(v);
+    return block_max(v, scratch);
+}
+
+// ---------------------------------------------------------------- softmax
+
+template <typename T>
+__device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr, int cached) {
+    extern __shared__ float cache[];
+    __shared__ float scratch[32];
+    int groups = blockDim.x / tpr, g = threadIdx.x / tpr, t = threadIdx.x % tpr;
+    float* row = cache + (i64)g * n;
+    for (i64 r0 = (i64)blockIdx.x * groups; r0 < rows; r0 += (i64)gridDim.x * groups) {
+        i64 r = r0 + g;
+        bool live = r < rows;
+        float m = -__int_as_float(0x7f800000);
+        if (live)
+            for (i64 j = t; j < n; j += tpr) {
+                float v = row_elem(x, l, contig, r * n + j);
+                if (cached) row[j] = v;
+                m = fmaxf(m, v);
+            }
+        m = group_max(m, tpr, scratch);
+        // A row of -inf only: every exp(-inf - -inf) would be NaN; use 0.
+        float shift = m == -__int_as_float(0x7f800000) ? 0.0f : m;
+        float s = 0.0f;
+        if (live)
+            for (i64 j = t; j < n; j += tpr) s += expf((cached ? row[j] : row_elem(x, l, contig, r * n + j)) - shift);
+        s = group_sum(s, tpr, scratch);
+        if (live) {
+            float inv = 1.0f / s, lse = shift + logf(s);
+            for (i64 j = t; j < n; j += tpr) {
+                float v = cached ? row[j] : row_elem(x, l, contig, r * n + j);
+                out[r * n + j] = from_f32<T>(log_out ? v - lse : expf(v - shift) * inv);
+            }
+        }
+        if (tpr != 32) __syncthreads();
+    }
+}
+
+// ------------------------------------------------------------------ norms
+
+template <typename T>
+__device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws, const T* b, i64 bs,
+                          i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached) {
+    extern __shared__ float cache[];
+    __shared__ float scratch[32];
+    int groups = blockDim.x / tpr, g = threadIdx.x / tpr, t = threadIdx.x % tpr;
+    float* row = cache + (i64)g * n;
+    for (i64 r0 = (i64)blockIdx.x * groups; r0 < rows; r0 += (i64)gridDim.x * groups) {
+        i64 r = r0 + g;
+        bool live = r < rows;
+        // The norm's input: x, or x + res (rounded to T once, as written out).
+        auto input = [&](i64 j) -> float {
+            float v = row_elem(x, lx, contig, r * n + j);
+            if (res) v = to_f32(from_f32<T>(v + row_elem(res, lr, 0, r * n + j)));
+            return v;
+        };
+        float s = 0.0f;
+        if (live)
+            for (i64 j = t; j < n; j += tpr) {
+                float v = input(j);
+                if (cached) row[j] = v;
+                if (sum_out) sum_out[r * n + j] = from_f32<T>(v);
+                s += v;
+            }
+        float mean = rms ? 0.0f : group_sum(s, tpr, scratch) / (float)n;
+        float q = 0.0f;
+        if (live)
+            for (i64 j = t; j < n; j += tpr) {
+                float d = (cached ? row[j] : input(j)) - mean;
+                q += d * d;
+            }
+        float inv = 1.0f / sqrtf(group_sum(q, tpr, scratch) / (float)n + eps);
+        if (live)
+            for (i64 j = t; j < n; j += tpr) {
+                float y = ((cached ? row[j] : input(j)) - mean) * inv;
+                if (w) y *= to_f32(w[j * ws]);
+                if (b) y += to_f32(b[j * bs]);
+                out[r * n + j] = from_f32<T>(y);
+            }
+        if (tpr != 32) __syncthreads();
+    }
+}
+
+// ------------------------------------------------------------------- rope
+
+template <typename T>
+__device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs1, const T* sn, i64 sn0, i64 sn1, i64 total, i64 t, i64 d,
+                     i64 half, int interleaved) {
+    GRID_LOOP(e, total) {
+        i64 row = e / d, i = e - row * d, pos = row % t;
+        float v = to_f32(x[strided_offset(l, e)]);
+        if (i < 2 * half) {
+            i64 k, partner;
+            bool first;
+            if (interleaved) {
+                k = i >> 1;
+                first = (i & 1) == 0;
+                partner = first ? i + 1 : i - 1;
+            } else {
+                first = i < half;
+                k = first ? i : i - half;
+                partner = first ? i + half : i - half;
+            }
+            float p = to_f32(x[strided_offset(l, row * d + partner)]);
+            float c = to_f32(cs[pos * cs0 + k * cs1]), s = to_f32(sn[pos * sn0 + k * sn1]);
+            v = first ? v * c - p * s : v * c + p * s;
+        }
+        out[e] = from_f32<T>(v);
+    }
+}
+
+// ---------------------------------------------------------- bias + activation
+
+// out = act(x + bias) with bias along the last dim; act is a unary op code,
+// or -1 for none.
+template <typename T> __device__ void bias_act(T* out, const T* x, Strided l, const T* bias, i64 bs, i64 total, i64 n, int act) {
+    GRID_LOOP(e, total) {
+        float v = to_f32(x[strided_offset(l, e)]) + to_f32(bias[(e % n) * bs]);
+        out[e] = from_f32<T>(act < 0 ? v : unary_f(act, v));
+    }
+}
+
+#define NORM_KERNELS(N, T)                                                                                                           \
+    extern "C" __global__ void softmax_##N(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr,         \
+                                           int cached) {                                                                             \
+        softmax_rows<T>(out, x, l, rows, n, contig, log_out, tpr, cached);                                                          \
+    }                                                                                                                                \
+    extern "C" __global__ void norm_##N(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws,    \
+                                        const T* b, i64 bs, i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached) {  \
+        norm_rows<T>(out, sum_out, x, lx, res, lr, w, ws, b, bs, rows, n, contig, eps, rms, tpr, cached);                            \
+    }                                                                                                                                \
+    extern "C" __global__ void rope_##N(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs1, const T* sn, i64 sn0, i64 sn1, \
+                                        i64 total, i64 t, i64 d, i64 half, int interleaved) {                                        \
+        rope<T>(out, x, l, cs, cs0, cs1, sn, sn0, sn1, total, t, d, half, interleaved);                                              \
+    }                                                                                                                                \
+    extern "C" __global__ void bias_act_##N(T* out, const T* x, Strided l, const T* bias, i64 bs, i64 total, i64 n, int act) {      \
+        bias_act<T>(out, x, l, bias, bs, total, n, act);                                                                             \
+    }
+NORM_KERNELS(f32, float)
+NORM_KERNELS(f16, f16)
+NORM_KERNELS(bf16, bf16)
