@@ -21,3 +21,8 @@ cargo test --workspace --exclude tessera-conformance "$@"
 # The conformance suite prints its case counts per op and per device.
 say "backend conformance suite"
 cargo test -p tessera-conformance "$@" -- --nocapture
+
+# The CUDA backend: NVRTC compile and ptxas spill checks of every kernel
+# (NVIDIA's wheels in .venv-cuda), and the conformance suite where a GPU is.
+say "CUDA backend: kernel compile checks, spill check, GPU tests"
+./scripts/cuda-checks.sh "$@"

@@ -58,6 +58,8 @@ struct BenchArgs {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "cuda")]
+    tessera_cuda::register();
     let cli = Cli::parse();
     match cli.command {
         Command::Info => {

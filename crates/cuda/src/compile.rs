@@ -169,7 +169,13 @@ pub fn compile(file: &KernelFile, arch: Arch, output: Output, defines: &[(String
     result
 }
 
-fn compile_program(prog: nvrtc::nvrtcProgram, file: &KernelFile, arch: Arch, output: Output, defines: &[(String, String)]) -> Result<Compiled> {
+fn compile_program(
+    prog: nvrtc::nvrtcProgram,
+    file: &KernelFile,
+    arch: Arch,
+    output: Output,
+    defines: &[(String, String)],
+) -> Result<Compiled> {
     let opts: Vec<CString> = options(arch, output, defines).into_iter().map(|o| CString::new(o).expect("no NUL in options")).collect();
     let ptrs: Vec<*const c_char> = opts.iter().map(|o| o.as_ptr()).collect();
     let status = unsafe { nvrtc::nvrtcCompileProgram(prog, ptrs.len() as i32, ptrs.as_ptr()) };

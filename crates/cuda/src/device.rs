@@ -200,7 +200,8 @@ impl DeviceInner {
             self.bind()?;
             // Pageable memory: the call returns once `bytes` has been staged,
             // so the caller may free it; the copy stays ordered on the stream.
-            unsafe { result::memcpy_htod_async(s.ptr(), bytes, self.stream.cu_stream()) }.map_err(|e| self.error("cuMemcpyHtoDAsync", e))?;
+            unsafe { result::memcpy_htod_async(s.ptr(), bytes, self.stream.cu_stream()) }
+                .map_err(|e| self.error("cuMemcpyHtoDAsync", e))?;
         }
         Ok(s)
     }

@@ -55,8 +55,8 @@ pub fn merge_dims(shape: &[usize], operands: &[&[usize]]) -> (Vec<usize>, Vec<Ve
     let mut dims: Vec<usize> = Vec::new();
     let mut strides: Vec<Vec<usize>> = vec![Vec::new(); operands.len()];
     for &d in &keep {
-        let mergeable = !dims.is_empty()
-            && operands.iter().zip(&strides).all(|(op, st)| *st.last().expect("same length as dims") == op[d] * shape[d]);
+        let mergeable =
+            !dims.is_empty() && operands.iter().zip(&strides).all(|(op, st)| *st.last().expect("same length as dims") == op[d] * shape[d]);
         if mergeable {
             *dims.last_mut().expect("non-empty") *= shape[d];
             for (st, op) in strides.iter_mut().zip(operands) {

@@ -59,14 +59,15 @@ impl Allocator {
             Ok(ptr) => Ok((ptr, size)),
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
                 self.release_cache(dev)?;
-                unsafe { result::malloc_sync(size) }.map_err(|e| {
-                    if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
-                        Error::OutOfMemory { device: dev.name.clone(), bytes }
-                    } else {
-                        dev.error("cuMemAlloc", e)
-                    }
-                })
-                .map(|ptr| (ptr, size))
+                unsafe { result::malloc_sync(size) }
+                    .map_err(|e| {
+                        if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+                            Error::OutOfMemory { device: dev.name.clone(), bytes }
+                        } else {
+                            dev.error("cuMemAlloc", e)
+                        }
+                    })
+                    .map(|ptr| (ptr, size))
             }
             Err(e) => Err(dev.error("cuMemAlloc", e)),
         }

@@ -4,7 +4,7 @@
 use super::{dtype_name, launch_map, view_ptr, Ctx};
 use crate::compile::ELEMENTWISE;
 use crate::device::Args;
-use crate::layout::{kernel_layouts, Strided};
+use crate::layout::kernel_layouts;
 use crate::memory::CudaStorage;
 use tessera_tensor::{BinaryOp, CmpOp, DType, Error, Layout, Result, UnaryOp, View};
 
@@ -165,20 +165,4 @@ pub fn where_cond(cx: &Ctx, cond: View, on_true: View, on_false: View) -> Result
     a.ptr(view_ptr(&on_false)?).push(l[2]).push(n as i64);
     launch_map(cx, f, n, &mut a)?;
     Ok(out)
-}
-
-/// A contiguous copy of `v` when its layout is not already `Strided`-free
-/// contiguous; the storage and a flag telling whether a copy was made.
-pub fn contiguous<'a>(cx: &Ctx, v: View<'a>) -> Result<Option<CudaStorage>> {
-    if v.layout.is_contiguous() {
-        Ok(None)
-    } else {
-        copy(cx, v).map(Some)
-    }
-}
-
-/// Kernel layout of a dense view (rank 1), for kernels that take `Strided`
-/// but are handed contiguous data.
-pub fn dense(n: usize) -> Strided {
-    Strided::contiguous(n)
 }

@@ -1,1 +1,177 @@
+//! Host side of kernels/matmul.cu: picks GEMV, the tensor-core GEMM (f16,
+//! bf16) or the SIMT GEMM (f32), prepares operands the tensor-core kernel
+//! cannot read in place, and splits large batches over launches.
 
+use super::elementwise::full;
+use super::index::pack_pad;
+use super::{dtype_name, view_ptr, Ctx};
+use crate::compile::MATMUL;
+use crate::device::{Args, Grid};
+use crate::layout::{merge_dims, Strided};
+use crate::memory::CudaStorage;
+use tessera_tensor::{DType, Error, Result, View};
+
+/// Most batches one launch takes (grid z).
+const MAX_GRID_Z: usize = 65535;
+
+/// Batch dims with two operands' strides, as kernel layouts (merged together).
+fn batch_layouts(shape: &[usize], sa: &[usize], sb: &[usize]) -> Result<(Strided, Strided)> {
+    let (dims, st) = merge_dims(shape, &[sa, sb]);
+    Ok((Strided::new("matmul", &dims, &st[0])?, Strided::new("matmul", &dims, &st[1])?))
+}
+
+/// The batch layouts of `lhs` and `rhs` as given.
+fn view_batches(lhs: &View, rhs: &View) -> Result<(Strided, Strided)> {
+    let r = lhs.layout.rank();
+    batch_layouts(&lhs.layout.shape()[..r - 2], &lhs.layout.strides()[..r - 2], &rhs.layout.strides()[..r - 2])
+}
+
+/// One tensor-core operand: its address, leading dim, whether it is stored
+/// k-major, its batch strides, and the buffer it was packed into (if any).
+struct Operand {
+    ptr: u64,
+    ld: usize,
+    kmajor: bool,
+    batch_strides: Vec<usize>,
+    _packed: Option<CudaStorage>,
+}
+
+/// An `rows x k` operand (the view's last two dims are (rows, k) when
+/// `k_last`, else (k, rows)) ready for cp.async: in place when its layout
+/// allows, else packed k-major with k padded to a multiple of 8.
+fn tc_operand(cx: &Ctx, v: View, rows_dim_last: bool) -> Result<Operand> {
+    let r = v.layout.rank();
+    let st = v.layout.strides();
+    let shape = v.layout.shape();
+    // (rows, k) extents and strides.
+    let (rows, k, s_rows, s_k) =
+        if rows_dim_last { (shape[r - 1], shape[r - 2], st[r - 1], st[r - 2]) } else { (shape[r - 2], shape[r - 1], st[r - 2], st[r - 1]) };
+    let batch_ok = st[..r - 2].iter().zip(&shape[..r - 2]).all(|(&s, &d)| d == 1 || s % 8 == 0);
+    let aligned = v.layout.offset() % 8 == 0 && batch_ok;
+    if aligned && s_k == 1 && k % 8 == 0 && (s_rows % 8 == 0 || rows == 1) {
+        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_rows.max(8), kmajor: true, batch_strides: st[..r - 2].to_vec(), _packed: None });
+    }
+    if aligned && s_rows == 1 && rows % 8 == 0 && (s_k % 8 == 0 || k == 1) {
+        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_k.max(8), kmajor: false, batch_strides: st[..r - 2].to_vec(), _packed: None });
+    }
+    // Pack as [batch..., rows, k_pad].
+    let kpad = k.div_ceil(8) * 8;
+    let mut perm: Vec<usize> = (0..r).collect();
+    if rows_dim_last {
+        perm.swap(r - 2, r - 1);
+    }
+    let lv = v.layout.permute(&perm)?;
+    let packed = pack_pad(cx, View { storage: v.storage, layout: &lv }, kpad)?;
+    let batch_shape = &shape[..r - 2];
+    let mut bs = vec![0; r - 2];
+    let mut acc = rows * kpad;
+    for d in (0..r - 2).rev() {
+        bs[d] = acc;
+        acc *= batch_shape[d];
+    }
+    Ok(Operand { ptr: packed.ptr(), ld: kpad, kmajor: true, batch_strides: bs, _packed: Some(packed) })
+}
+
+pub fn matmul(cx: &Ctx, lhs: View, rhs: View) -> Result<CudaStorage> {
+    let dt = lhs.dtype();
+    if !dt.is_compute_float() {
+        return Err(Error::UnsupportedDType { op: "matmul", dtype: dt });
+    }
+    let r = lhs.layout.rank();
+    let (m, k, n) = (lhs.layout.shape()[r - 2], lhs.layout.shape()[r - 1], rhs.layout.shape()[r - 1]);
+    let batch: usize = lhs.layout.shape()[..r - 2].iter().product();
+    if m.max(n).max(k) > i32::MAX as usize {
+        return Err(Error::InvalidArgument { op: "matmul", msg: format!("dims {m}x{k}x{n} exceed the kernels' 32-bit sizes") });
+    }
+    let total = batch * m * n;
+    if total == 0 {
+        return CudaStorage::alloc(cx.dev, dt, 0);
+    }
+    if k == 0 {
+        return full(cx, dt, total, 0.0);
+    }
+    let out = CudaStorage::alloc(cx.dev, dt, total)?;
+    if m == 1 {
+        gemv(cx, &out, lhs, rhs, n, k, batch)?;
+    } else if dt == DType::F32 {
+        gemm_f32(cx, &out, lhs, rhs, (m, n, k), batch)?;
+    } else {
+        gemm_tc(cx, &out, lhs, rhs, (m, n, k), batch)?;
+    }
+    Ok(out)
+}
+
+fn gemm_tc(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, (m, n, k): (usize, usize, usize), batch: usize) -> Result<()> {
+    let a = tc_operand(cx, lhs, false)?;
+    let b = tc_operand(cx, rhs, true)?;
+    let r = lhs.layout.rank();
+    let batch_shape = &lhs.layout.shape()[..r - 2];
+    let (ba, bb) = batch_layouts(batch_shape, &a.batch_strides, &b.batch_strides)?;
+    // Large tiles when they alone fill the GPU.
+    let large = m.div_ceil(128) * n.div_ceil(128) * batch >= cx.dev.sm_count as usize;
+    let (tile, name) = if large { (128, "large") } else { (64, "small") };
+    let smem = 4 * (2 * tile) * 32 * 2;
+    let f = cx.dev.function(
+        &MATMUL,
+        &[],
+        &format!("gemm_tc_{name}_{}_{}_{}", dtype_name(lhs.dtype()), if a.kmajor { "k" } else { "m" }, if b.kmajor { "k" } else { "n" }),
+    )?;
+    for z0 in (0..batch).step_by(MAX_GRID_Z) {
+        let zn = (batch - z0).min(MAX_GRID_Z);
+        let mut args = Args::new();
+        args.ptr(out.ptr()).ptr(a.ptr).ptr(b.ptr).push(m as i32).push(n as i32).push(k as i32);
+        args.push(a.ld as i64).push(b.ld as i64).push(ba).push(bb).push(z0 as i64);
+        let grid = Grid::new((n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, zn as u32), 128, smem as u32);
+        cx.dev.launch(f, grid, &mut args)?;
+    }
+    Ok(())
+}
+
+fn gemm_f32(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, (m, n, k): (usize, usize, usize), batch: usize) -> Result<()> {
+    let r = lhs.layout.rank();
+    let (sa, sb) = (lhs.layout.strides(), rhs.layout.strides());
+    let (ba, bb) = view_batches(&lhs, &rhs)?;
+    let f = cx.dev.function(&MATMUL, &[], "gemm_f32")?;
+    for z0 in (0..batch).step_by(MAX_GRID_Z) {
+        let zn = (batch - z0).min(MAX_GRID_Z);
+        let mut args = Args::new();
+        args.ptr(out.ptr()).ptr(view_ptr(&lhs)?).ptr(view_ptr(&rhs)?).push(m as i32).push(n as i32).push(k as i32);
+        for s in [sa[r - 2], sa[r - 1], sb[r - 2], sb[r - 1]] {
+            args.push(s as i64);
+        }
+        args.push(ba).push(bb).push(z0 as i64);
+        cx.dev.launch(f, Grid::new((n.div_ceil(64) as u32, m.div_ceil(64) as u32, zn as u32), 256, 0), &mut args)?;
+    }
+    Ok(())
+}
+
+fn gemv(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, n: usize, k: usize, batch: usize) -> Result<()> {
+    let r = lhs.layout.rank();
+    let (sa, sb) = (lhs.layout.strides(), rhs.layout.strides());
+    let (sak, sbk, sbn) = (sa[r - 1], sb[r - 2], sb[r - 1]);
+    let (ba, bb) = view_batches(&lhs, &rhs)?;
+    let dt = lhs.dtype();
+    let v = 16 / dt.size_in_bytes();
+    let batch_aligned = |st: &[usize], shape: &[usize]| st[..r - 2].iter().zip(&shape[..r - 2]).all(|(&s, &d)| d == 1 || s % v == 0);
+    let blocks_y = batch.min(MAX_GRID_Z) as u32;
+    let mut args = Args::new();
+    args.ptr(out.ptr()).ptr(view_ptr(&lhs)?).push(sak as i64).ptr(view_ptr(&rhs)?).push(sbk as i64);
+    if sbn == 1 && sbk != 1 {
+        args.push(n as i32).push(k as i32).push(batch as i64).push(ba).push(bb);
+        let f = cx.dev.function(&MATMUL, &[], &format!("gemv_cols_{}", dtype_name(dt)))?;
+        let blocks = n.div_ceil(128).min(cx.dev.sm_count as usize * 8) as u32;
+        return cx.dev.launch(f, Grid::new((blocks, blocks_y, 1), 128, 0), &mut args);
+    }
+    let vec = sbk == 1
+        && sak == 1
+        && k % v == 0
+        && (sbn % v == 0 || n == 1)
+        && lhs.layout.offset() % v == 0
+        && rhs.layout.offset() % v == 0
+        && batch_aligned(sa, lhs.layout.shape())
+        && batch_aligned(sb, rhs.layout.shape());
+    args.push(sbn as i64).push(n as i32).push(k as i32).push(batch as i64).push(vec as i32).push(ba).push(bb);
+    let f = cx.dev.function(&MATMUL, &[], &format!("gemv_rows_{}", dtype_name(dt)))?;
+    let blocks = n.div_ceil(8).min(cx.dev.sm_count as usize * 16) as u32;
+    cx.dev.launch(f, Grid::new((blocks, blocks_y, 1), 256, 0), &mut args)
+}

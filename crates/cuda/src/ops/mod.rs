@@ -38,10 +38,10 @@ pub fn dtype_name(d: DType) -> &'static str {
 
 /// The CUDA storage behind a view.
 pub fn storage<'a>(v: &View<'a>) -> Result<&'a CudaStorage> {
-    v.storage.as_any().downcast_ref::<CudaStorage>().ok_or_else(|| Error::Device {
-        device: "cuda".into(),
-        msg: "the CUDA backend was handed a storage of another device".into(),
-    })
+    v.storage
+        .as_any()
+        .downcast_ref::<CudaStorage>()
+        .ok_or_else(|| Error::Device { device: "cuda".into(), msg: "the CUDA backend was handed a storage of another device".into() })
 }
 
 /// The device address of a view's first element.

@@ -1,0 +1,79 @@
+//! On a machine with a CUDA GPU: the whole conformance suite, and the
+//! allocator's behaviour under out-of-memory. Without one, each test prints
+//! why it did not run. `TESSERA_CONFORMANCE_FILTER=softmax,matmul` runs only
+//! those ops.
+
+use tessera_tensor::{DType, Device, Error, Tensor};
+
+fn cuda_device() -> Option<Device> {
+    tessera_cuda::register();
+    match tessera_cuda::devices() {
+        Ok(d) if !d.is_empty() => Some(d[0].clone()),
+        Ok(_) => {
+            println!("skipped: the NVIDIA driver is present but reports no CUDA device");
+            None
+        }
+        Err(e) => {
+            println!("skipped: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn conformance_cuda() {
+    let Some(dev) = cuda_device() else { return };
+    let filter = std::env::var("TESSERA_CONFORMANCE_FILTER").ok();
+    let report = tessera_conformance::run_all(&dev, filter.as_deref());
+    println!("{report}");
+    assert!(report.cases() > 0, "no case ran (filter {filter:?})");
+    assert_eq!(report.failed(), 0, "{} conformance cases failed on {dev}:\n{}", report.failed(), report.failures().join("\n"));
+}
+
+#[test]
+fn out_of_memory_is_an_error_and_the_device_stays_usable() {
+    let Some(dev) = cuda_device() else { return };
+    // More than any GPU has: 2^40 f32 elements (4 TiB).
+    match Tensor::zeros(1usize << 40, DType::F32, &dev) {
+        Err(Error::OutOfMemory { .. }) => {}
+        other => panic!("expected OutOfMemory, got {other:?}"),
+    }
+    let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0], 3, &dev).unwrap();
+    assert_eq!(t.add(&t).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 4.0, 6.0]);
+}
+
+#[test]
+fn freed_blocks_are_reused_and_the_cache_can_be_released() {
+    let Some(dev) = cuda_device() else { return };
+    let backend = tessera_cuda::backend_of(&dev).expect("a CUDA device");
+    tessera_cuda::release_cache(&dev).unwrap();
+    drop(Tensor::zeros((1024, 1024), DType::F32, &dev).unwrap());
+    assert!(backend.cached_bytes() >= 4 << 20, "the dropped block went back to the cache");
+    let again = Tensor::zeros((1024, 1024), DType::F32, &dev).unwrap();
+    assert_eq!(backend.cached_bytes(), 0, "the cached block was reused");
+    drop(again);
+    assert!(tessera_cuda::release_cache(&dev).unwrap() >= 4 << 20);
+    assert_eq!(backend.cached_bytes(), 0);
+}
+
+#[test]
+fn fused_chains_match_their_compositions() {
+    let Some(dev) = cuda_device() else { return };
+    for dt in [DType::F32, DType::BF16] {
+        let x = Tensor::randn(1, 0.0, 1.0, (7, 96), dt, &dev).unwrap();
+        let r = Tensor::randn(2, 0.0, 1.0, (7, 96), dt, &dev).unwrap();
+        let b = Tensor::randn(3, 0.0, 1.0, 96, dt, &dev).unwrap();
+        let close = |a: &Tensor, e: &Tensor| {
+            let (a, e) = (a.to_f64_vec().unwrap(), e.to_f64_vec().unwrap());
+            let num: f64 = a.iter().zip(&e).map(|(x, y)| (x - y).powi(2)).sum();
+            let den: f64 = e.iter().map(|y| y * y).sum();
+            assert!(num / den < 1e-4, "nmse {}", num / den);
+        };
+        let got = tessera_cuda::fused::bias_act(&x, &b, Some(tessera_tensor::UnaryOp::Gelu)).unwrap();
+        close(&got, &x.add(&b).unwrap().gelu().unwrap());
+        let (y, h) = tessera_cuda::fused::add_layer_norm(&x, &r, Some(&b), None, 1e-5).unwrap();
+        let h_ref = x.add(&r).unwrap();
+        close(&h, &h_ref);
+        close(&y, &h_ref.layer_norm(Some(&b), None, 1e-5).unwrap());
+    }
+}
