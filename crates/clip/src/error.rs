@@ -1,0 +1,95 @@
+//! The error type of the CLIP crate: what was wrong with a checkpoint, a
+//! config, an image or an argument, named with the file or input it came from.
+
+use std::path::Path;
+
+/// A failure caused by a checkpoint, a config, an input or the device; never
+/// a bug report.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A config file is not valid JSON or a field has the wrong type or value.
+    #[error("config {file}: {msg}")]
+    Config {
+        /// The file (or a description of the source).
+        file: String,
+        /// What was wrong.
+        msg: String,
+    },
+
+    /// The tokenizer could not be loaded or could not encode a text.
+    #[error("tokenizer {file}: {msg}")]
+    Tokenizer {
+        /// The tokenizer file, or the text's position for encoding errors.
+        file: String,
+        /// What the tokenizer reported.
+        msg: String,
+    },
+
+    /// An image could not be read or decoded, or has no pixels.
+    #[error("image {source_name}: {msg}")]
+    Image {
+        /// The file name or a description of the input.
+        source_name: String,
+        /// What was wrong.
+        msg: String,
+    },
+
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// What the OS reported.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A checkpoint that is neither a local directory nor reachable on the
+    /// Hugging Face hub.
+    #[error("{0}")]
+    Hub(String),
+
+    /// An invalid argument (empty label list, batch size 0...).
+    #[error("{op}: {msg}")]
+    InvalidArgument {
+        /// The function that rejected the argument.
+        op: &'static str,
+        /// What was wrong.
+        msg: String,
+    },
+
+    /// A weight was missing or misshapen, or a layer failed (the message
+    /// names the tensor).
+    #[error(transparent)]
+    Nn(#[from] tessera_nn::Error),
+
+    /// A tensor operation or the device failed.
+    #[error(transparent)]
+    Tensor(#[from] tessera_tensor::Error),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidArgument { op, msg: msg.into() }
+    }
+
+    pub(crate) fn config(file: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Config { file: file.into(), msg: msg.into() }
+    }
+
+    pub(crate) fn image(source_name: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Image { source_name: source_name.into(), msg: msg.into() }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// Reads a whole file, naming it in the error.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
