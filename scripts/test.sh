@@ -15,12 +15,37 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-say "cargo test (workspace, without the conformance suite)"
-cargo test --workspace --exclude tessera-conformance "$@"
+# Debian packages, installed as root; `apt-get update` runs once.
+APT_UPDATED=0
+apt_install() {
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        return 1
+    fi
+    if [ "$APT_UPDATED" = 0 ]; then
+        apt-get update -qq >/dev/null || return 1
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# The wgpu backend's tests need a Vulkan driver: Mesa's lavapipe (a software
+# Vulkan device) where there is no GPU.
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
+    say "installing Mesa's Vulkan drivers (lavapipe) for the wgpu tests"
+    apt_install mesa-vulkan-drivers libvulkan1 ||
+        echo "could not install mesa-vulkan-drivers (needs root and apt-get): the wgpu tests will skip"
+fi
+
+say "cargo test (workspace, without the conformance suites)"
+cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu "$@"
 
 # The conformance suite prints its case counts per op and per device.
 say "backend conformance suite"
 cargo test -p tessera-conformance "$@" -- --nocapture
+
+# The same suite on the wgpu backend (skips, saying why, without an adapter).
+say "wgpu backend: unit tests and the conformance suite"
+cargo test -p tessera-wgpu "$@" -- --nocapture
 
 # The CUDA backend: NVRTC compile and ptxas spill checks of every kernel
 # (NVIDIA's wheels in .venv-cuda), and the conformance suite where a GPU is.

@@ -277,6 +277,16 @@ pub trait Backend: Send + Sync + Debug {
     /// Waits until all queued work is done.
     fn synchronize(&self) -> Result<()>;
 
+    /// Turns per-kernel device timing on or off; answers whether it is on
+    /// (devices without timers answer `false`).
+    fn set_kernel_timing(&self, _on: bool) -> bool {
+        false
+    }
+    /// Per kernel since the last call: name, device seconds, launches.
+    fn take_kernel_times(&self) -> Vec<(String, f64, u64)> {
+        Vec::new()
+    }
+
     // ---- storage and transfers ----
     /// A storage holding `bytes` (little-endian packed elements of `dtype`).
     fn upload(&self, dtype: DType, bytes: &[u8]) -> Result<StorageRef>;

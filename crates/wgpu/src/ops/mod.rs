@@ -1,0 +1,8 @@
+//! The op families, each launching the kernels of one shaders/*.wgsl file.
+
+pub mod attention;
+pub mod elementwise;
+pub mod index;
+pub mod matmul;
+pub mod norm;
+pub mod reduce;

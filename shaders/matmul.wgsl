@@ -1,0 +1,99 @@
+// matmul.wgsl: batched C = A B in f32 accumulation.
+//
+// Algorithm: classic shared-memory tiling. A workgroup of 16 x 16
+// invocations computes a 64 x 64 tile of C; each invocation owns a 4 x 4
+// block in registers. Per step of BK = 16 along k, the workgroup stages a
+// 64 x 16 slice of A and a 16 x 64 slice of B in workgroup memory (widened
+// to f32 as they are loaded, with zero fill past the edges), then every
+// invocation does 4 x 4 x 16 multiply-adds from it. The shared slices are
+// padded by one column to avoid bank conflicts on the transposed reads.
+// Layouts: A [batch..., m, k] and B [batch..., k, n] with any strides
+// (transposed weights cost nothing); p holds the merged batch shape with
+// operand(0) = A's batch strides, operand(1) = B's batch strides;
+// extra(0..3) = m, n, k; extra(3..7) = A row/col strides, B row/col
+// strides. C is contiguous [batch, m, n], written as f32 (or the output
+// dtype when it has one element per word; the host casts packed results).
+// Limits: m, n, k and the batch below 2^32; batch count up to the
+// dispatch limit (65535 on most adapters) per launch.
+
+const TM: u32 = 64u;
+const TN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> sa: array<array<f32, 65>, 16>;
+var<workgroup> sb: array<array<f32, 65>, 16>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let m = extra(0u);
+    let n = extra(1u);
+    let k = extra(2u);
+    let a_rs = extra(3u);
+    let a_cs = extra(4u);
+    let b_rs = extra(5u);
+    let b_cs = extra(6u);
+    let batch = wid.z;
+    let a_base = offset_of(operand(0u), batch);
+    let b_base = offset_of(operand(1u), batch);
+    let row0 = wid.y * TM;
+    let col0 = wid.x * TN;
+    let tr = lid3.y * 4u;
+    let tc = lid3.x * 4u;
+    var acc: array<array<f32, 4>, 4>;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            acc[i][j] = 0.0;
+        }
+    }
+    for (var k0 = 0u; k0 < k; k0 = k0 + BK) {
+        // 256 invocations stage 64 x 16 elements of A and 16 x 64 of B:
+        // four each.
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let idx = lid + e * 256u;
+            // A slice: idx = r * 16 + kk.
+            let ar = idx / BK;
+            let ak = idx % BK;
+            var av = 0.0;
+            if (row0 + ar < m && k0 + ak < k) {
+                av = a_f(a_base + (row0 + ar) * a_rs + (k0 + ak) * a_cs);
+            }
+            sa[ak][ar] = av;
+            // B slice: idx = kk * 64 + c.
+            let bk = idx / TN;
+            let bc = idx % TN;
+            var bv = 0.0;
+            if (k0 + bk < k && col0 + bc < n) {
+                bv = b_f(b_base + (k0 + bk) * b_rs + (col0 + bc) * b_cs);
+            }
+            sb[bk][bc] = bv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk = kk + 1u) {
+            var ar: array<f32, 4>;
+            var br: array<f32, 4>;
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                ar[i] = sa[kk][tr + i];
+                br[i] = sb[kk][tc + i];
+            }
+            for (var i = 0u; i < 4u; i = i + 1u) {
+                for (var j = 0u; j < 4u; j = j + 1u) {
+                    acc[i][j] = fma(ar[i], br[j], acc[i][j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let c_base = batch * m * n;
+    var unused = 0u;
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let r = row0 + tr + i;
+        if (r < m) {
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                let c = col0 + tc + j;
+                if (c < n) {
+                    out_put_f(c_base + r * n + c, acc[i][j], &unused);
+                }
+            }
+        }
+    }
+}
