@@ -41,6 +41,16 @@ impl WgpuBackend {
         self.gpu.pool.release_cache();
     }
 
+    /// Bytes the pool keeps for reuse.
+    pub fn cached_bytes(&self) -> usize {
+        self.gpu.pool.cached_bytes()
+    }
+
+    /// The largest tensor buffer the adapter can bind, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.gpu.pool.max_bytes()
+    }
+
     /// A new storage for `len` elements of `dtype` (contents undefined).
     pub(crate) fn alloc(&self, dtype: DType, len: usize) -> Result<StorageRef> {
         let buf = self.gpu.alloc(words_for(dtype, len) * 4)?;

@@ -37,8 +37,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tessera_tensor::{register_provider, Device, DeviceProvider, Result};
 
 /// Opened devices, one per adapter, created on first use.
-fn devices() -> Result<Vec<Device>> {
-    static DEVICES: OnceLock<Mutex<Option<Vec<Device>>>> = OnceLock::new();
+fn opened() -> Result<Vec<(Device, WgpuBackend)>> {
+    static DEVICES: OnceLock<Mutex<Option<Vec<(Device, WgpuBackend)>>>> = OnceLock::new();
     let slot = DEVICES.get_or_init(|| Mutex::new(None));
     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(d) = slot.as_ref() {
@@ -49,10 +49,14 @@ fn devices() -> Result<Vec<Device>> {
         let name = format!("wgpu:{i}");
         let (device, queue) = context::open(adapter, &name)?;
         let backend = WgpuBackend::new(gpu::Gpu::new(name, adapter, device, queue));
-        out.push(Device::new(Arc::new(backend)));
+        out.push((Device::new(Arc::new(backend.clone())), backend));
     }
     *slot = Some(out.clone());
     Ok(out)
+}
+
+fn devices() -> Result<Vec<Device>> {
+    Ok(opened()?.into_iter().map(|(d, _)| d).collect())
 }
 
 struct Provider;
@@ -70,6 +74,12 @@ impl DeviceProvider for Provider {
 /// `all_devices()`). Calling it again is harmless.
 pub fn register() {
     register_provider(Box::new(Provider));
+}
+
+/// The wgpu backend behind `device` (for its pool and adapter details), if
+/// it is one of this crate's devices.
+pub fn backend_of(device: &Device) -> Option<WgpuBackend> {
+    opened().ok()?.into_iter().find(|(d, _)| d.same(device)).map(|(_, b)| b)
 }
 
 /// The first wgpu device, or `None` (with the reason) when no adapter is
