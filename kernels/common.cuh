@@ -20,6 +20,21 @@ typedef unsigned long long u64;
 
 #define MAX_DIMS 8
 
+// Unsigned words of 1, 2, 4 or 8 bytes: data movement is by element size.
+template <int BYTES> struct Word;
+template <> struct Word<1> {
+    typedef u8 T;
+};
+template <> struct Word<2> {
+    typedef u16 T;
+};
+template <> struct Word<4> {
+    typedef u32 T;
+};
+template <> struct Word<8> {
+    typedef u64 T;
+};
+
 struct f16 {
     u16 bits;
 };
@@ -180,8 +195,10 @@ struct Strided {
     i64 strides[MAX_DIMS];
 };
 
-// Storage offset (in elements) of logical row-major element `i`.
-__device__ __forceinline__ i64 strided_offset(const Strided& l, i64 i) {
+// Storage offset (in elements) of logical row-major element `i`. Kept out
+// of line: it serves the rare views beyond 2^31 elements, and inlining its
+// eight 64-bit divisions into every kernel would multiply compile time.
+__device__ __noinline__ i64 strided_offset(const Strided& l, i64 i) {
     i64 off = 0;
 #pragma unroll
     for (int d = MAX_DIMS - 1; d >= 0; --d) {
@@ -208,6 +225,13 @@ __device__ __forceinline__ i64 strided_offset32(const Strided& l, u32 i) {
         }
     }
     return off;
+}
+
+// Offset of logical element `i` of a view of `n` elements: 32-bit index
+// arithmetic when `n` fits (the common case), the out-of-line 64-bit walk
+// otherwise. `n` is uniform, so the branch does not diverge.
+__device__ __forceinline__ i64 offset_of(const Strided& l, i64 i, i64 n) {
+    return n < (1ll << 31) ? strided_offset32(l, (u32)i) : strided_offset(l, i);
 }
 
 // Grid-stride loop over `n` items with 64-bit indices.

@@ -45,10 +45,8 @@ __device__ __forceinline__ i64 load_i64(u8 x) { return (i64)x; }
 __device__ __forceinline__ i64 load_i64(u32 x) { return (i64)x; }
 __device__ __forceinline__ i64 load_i64(i64 x) { return x; }
 
-template <typename T> __device__ __forceinline__ T store_f32(float x);
-template <> __device__ __forceinline__ float store_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ f16 store_f32<f16>(float x) { return from_f32<f16>(x); }
-template <> __device__ __forceinline__ bf16 store_f32<bf16>(float x) { return from_f32<bf16>(x); }
+// f32 to any dtype; the compute floats round as `from_f32` does.
+template <typename T> __device__ __forceinline__ T store_f32(float x) { return from_f32<T>(x); }
 template <> __device__ __forceinline__ e4m3 store_f32<e4m3>(float x) {
     e4m3 r;
     r.bits = f32_to_e4m3(x);
@@ -84,20 +82,6 @@ template <> struct IsInt<i64> {
 };
 
 // ------------------------------------------------------ traversal helpers
-
-template <int BYTES> struct Word;
-template <> struct Word<1> {
-    typedef u8 T;
-};
-template <> struct Word<2> {
-    typedef u16 T;
-};
-template <> struct Word<4> {
-    typedef u32 T;
-};
-template <> struct Word<8> {
-    typedef u64 T;
-};
 
 template <typename T> struct alignas(16) Vec16 {
     T v[16 / sizeof(T)];
@@ -171,7 +155,7 @@ __device__ __forceinline__ void map2(TO* out, const TI* a, const Strided& la, co
 template <int BYTES> __device__ void fill(typename Word<BYTES>::T* out, i64 n, u64 bits) {
     typedef typename Word<BYTES>::T W;
     W v = (W)bits;
-    map_contig(out, out, n, [v](W) { return v; });
+    GRID_LOOP(i, n) { out[i] = v; }
 }
 
 // dst (strided, or contiguous with dst_contig) = src (strided). Also the

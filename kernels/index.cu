@@ -19,23 +19,10 @@
 //   `rows x cols_pad` buffer, zeros in the padding columns.
 #include "common.cuh"
 
-template <int BYTES> struct Word;
-template <> struct Word<1> {
-    typedef u8 T;
-};
-template <> struct Word<2> {
-    typedef u16 T;
-};
-template <> struct Word<4> {
-    typedef u32 T;
-};
-template <> struct Word<8> {
-    typedef u64 T;
-};
 
 template <typename W, typename I>
 __device__ void indexed_copy(W* out, const W* src, Strided ls, const I* ids, Strided li, i64 dim_stride, i64 n) {
-    GRID_LOOP(e, n) { out[e] = src[strided_offset(ls, e) + (i64)ids[strided_offset(li, e)] * dim_stride]; }
+    GRID_LOOP(e, n) { out[e] = src[offset_of(ls, e, n) + (i64)ids[offset_of(li, e, n)] * dim_stride]; }
 }
 
 template <typename W>
@@ -53,7 +40,7 @@ __device__ void upsample_nearest(W* out, const W* x, i64 n, i64 c, i64 h, i64 w,
 template <typename W> __device__ void pack_pad(W* out, const W* in, Strided l, i64 rows, i64 cols, i64 cols_pad) {
     GRID_LOOP(e, rows * cols_pad) {
         i64 r = e / cols_pad, c = e - r * cols_pad;
-        out[e] = c < cols ? in[strided_offset(l, r * cols + c)] : (W)0;
+        out[e] = c < cols ? in[offset_of(l, r * cols + c, rows * cols)] : (W)0;
     }
 }
 

@@ -113,7 +113,7 @@ __device__ __forceinline__ void gemm_tc(T* C, const T* A, const T* B, int M, int
     A += strided_offset(ba, z);
     B += strided_offset(bb, z);
     C += z * (i64)M * N;
-    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN; // m on x: the grid's 2^31 limit
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     int wm = (warp / WARPS_N) * WM, wn = (warp % WARPS_N) * WN;
 
@@ -228,7 +228,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
     A += strided_offset(ba, z);
     B += strided_offset(bb, z);
     C += z * (i64)M * N;
-    int m0 = blockIdx.y * BM, n0 = blockIdx.x * BN;
+    int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN; // m on x: the grid's 2^31 limit
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4] = {};
     for (int k0 = 0; k0 < K; k0 += BK) {

@@ -22,8 +22,9 @@
 // Limits: rows of up to 2^31 elements; f32/f16/bf16 in, same dtype out.
 #include "common.cuh"
 
-template <typename T> __device__ __forceinline__ float row_elem(const T* x, const Strided& l, int contig, i64 i) {
-    return to_f32(x[contig ? i : strided_offset(l, i)]);
+// Element i of a view of n elements (dense when `contig`).
+template <typename T> __device__ __forceinline__ float row_elem(const T* x, const Strided& l, int contig, i64 i, i64 n) {
+    return to_f32(x[contig ? i : offset_of(l, i, n)]);
 }
 
 // Sum / max over a group of `tpr` threads (a warp, or the block).
@@ -36,21 +37,31 @@ __device__ __forceinline__ float group_max(float v, int tpr, float* scratch) {
     return block_max(v, scratch);
 }
 
-// ---------------------------------------------------------------- softmax
-
-template <typename T>
-__device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr, int cached) {
+// Calls body(r, live, t, row, scratch) for each row of the grid-stride
+// walk: `r` is this thread's group's row (`live` if below `rows`), `t` the
+// thread's index in its group, `row` the group's n floats of dynamic shared
+// memory, `scratch` 32 floats for block reductions.
+template <typename F> __device__ __forceinline__ void for_rows(i64 rows, i64 n, int tpr, F body) {
     extern __shared__ float cache[];
     __shared__ float scratch[32];
     int groups = blockDim.x / tpr, g = threadIdx.x / tpr, t = threadIdx.x % tpr;
     float* row = cache + (i64)g * n;
     for (i64 r0 = (i64)blockIdx.x * groups; r0 < rows; r0 += (i64)gridDim.x * groups) {
         i64 r = r0 + g;
-        bool live = r < rows;
+        body(r, r < rows, t, row, scratch);
+        if (tpr != 32) __syncthreads();
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+
+template <typename T>
+__device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr, int cached) {
+    for_rows(rows, n, tpr, [&](i64 r, bool live, int t, float* row, float* scratch) {
         float m = -__int_as_float(0x7f800000);
         if (live)
             for (i64 j = t; j < n; j += tpr) {
-                float v = row_elem(x, l, contig, r * n + j);
+                float v = row_elem(x, l, contig, r * n + j, rows * n);
                 if (cached) row[j] = v;
                 m = fmaxf(m, v);
             }
@@ -59,17 +70,16 @@ __device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int
         float shift = m == -__int_as_float(0x7f800000) ? 0.0f : m;
         float s = 0.0f;
         if (live)
-            for (i64 j = t; j < n; j += tpr) s += expf((cached ? row[j] : row_elem(x, l, contig, r * n + j)) - shift);
+            for (i64 j = t; j < n; j += tpr) s += expf((cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n)) - shift);
         s = group_sum(s, tpr, scratch);
         if (live) {
             float inv = 1.0f / s, lse = shift + logf(s);
             for (i64 j = t; j < n; j += tpr) {
-                float v = cached ? row[j] : row_elem(x, l, contig, r * n + j);
+                float v = cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n);
                 out[r * n + j] = from_f32<T>(log_out ? v - lse : expf(v - shift) * inv);
             }
         }
-        if (tpr != 32) __syncthreads();
-    }
+    });
 }
 
 // ------------------------------------------------------------------ norms
@@ -77,17 +87,11 @@ __device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int
 template <typename T>
 __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws, const T* b, i64 bs,
                           i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached) {
-    extern __shared__ float cache[];
-    __shared__ float scratch[32];
-    int groups = blockDim.x / tpr, g = threadIdx.x / tpr, t = threadIdx.x % tpr;
-    float* row = cache + (i64)g * n;
-    for (i64 r0 = (i64)blockIdx.x * groups; r0 < rows; r0 += (i64)gridDim.x * groups) {
-        i64 r = r0 + g;
-        bool live = r < rows;
+    for_rows(rows, n, tpr, [&](i64 r, bool live, int t, float* row, float* scratch) {
         // The norm's input: x, or x + res (rounded to T once, as written out).
         auto input = [&](i64 j) -> float {
-            float v = row_elem(x, lx, contig, r * n + j);
-            if (res) v = to_f32(from_f32<T>(v + row_elem(res, lr, 0, r * n + j)));
+            float v = row_elem(x, lx, contig, r * n + j, rows * n);
+            if (res) v = to_f32(from_f32<T>(v + row_elem(res, lr, 0, r * n + j, rows * n)));
             return v;
         };
         float s = 0.0f;
@@ -113,8 +117,7 @@ __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* r
                 if (b) y += to_f32(b[j * bs]);
                 out[r * n + j] = from_f32<T>(y);
             }
-        if (tpr != 32) __syncthreads();
-    }
+    });
 }
 
 // ------------------------------------------------------------------- rope
@@ -124,7 +127,7 @@ __device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs
                      i64 half, int interleaved) {
     GRID_LOOP(e, total) {
         i64 row = e / d, i = e - row * d, pos = row % t;
-        float v = to_f32(x[strided_offset(l, e)]);
+        float v = to_f32(x[offset_of(l, e, total)]);
         if (i < 2 * half) {
             i64 k, partner;
             bool first;
@@ -137,7 +140,7 @@ __device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs
                 k = first ? i : i - half;
                 partner = first ? i + half : i - half;
             }
-            float p = to_f32(x[strided_offset(l, row * d + partner)]);
+            float p = to_f32(x[offset_of(l, row * d + partner, total)]);
             float c = to_f32(cs[pos * cs0 + k * cs1]), s = to_f32(sn[pos * sn0 + k * sn1]);
             v = first ? v * c - p * s : v * c + p * s;
         }
@@ -151,7 +154,7 @@ __device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs
 // or -1 for none.
 template <typename T> __device__ void bias_act(T* out, const T* x, Strided l, const T* bias, i64 bs, i64 total, i64 n, int act) {
     GRID_LOOP(e, total) {
-        float v = to_f32(x[strided_offset(l, e)]) + to_f32(bias[(e % n) * bs]);
+        float v = to_f32(x[offset_of(l, e, total)]) + to_f32(bias[(e % n) * bs]);
         out[e] = from_f32<T>(act < 0 ? v : unary_f(act, v));
     }
 }

@@ -36,8 +36,9 @@ __device__ __forceinline__ i64 ld(i64 x) { return x; }
 template <typename T> __device__ __forceinline__ T st_f(float x) { return from_f32<T>(x); }
 template <typename T> __device__ __forceinline__ T st_i(i64 x) { return (T)(u64)x; }
 
-template <typename T> __device__ __forceinline__ T elem(const T* in, const Strided& l, int contig, i64 i) {
-    return in[contig ? i : strided_offset(l, i)];
+// Element i of the rows x row_len view (n elements in all).
+template <typename T> __device__ __forceinline__ T elem(const T* in, const Strided& l, int contig, i64 i, i64 n) {
+    return in[contig ? i : offset_of(l, i, n)];
 }
 
 __device__ __forceinline__ bool is_nan(float x) { return x != x; }
@@ -59,9 +60,9 @@ __device__ void reduce_float(T* out, const T* in, Strided l, i64 rows, i64 row_l
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         double sum = 0.0;
-        float ext = row_len > 0 ? ld(elem(in, l, contig, r * row_len)) : 0.0f;
+        float ext = row_len > 0 ? ld(elem(in, l, contig, r * row_len, rows * row_len)) : 0.0f;
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            float x = ld(elem(in, l, contig, r * row_len + j));
+            float x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
             if (op <= 1) sum += (double)x;
             else ext = op == 2 ? nan_max(ext, x) : nan_min(ext, x);
         }
@@ -92,9 +93,9 @@ template <typename T> __device__ void reduce_int(T* out, const T* in, Strided l,
     __shared__ i64 sacc[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        i64 acc = (op <= 1 || row_len == 0) ? 0 : ld(elem(in, l, contig, r * row_len));
+        i64 acc = (op <= 1 || row_len == 0) ? 0 : ld(elem(in, l, contig, r * row_len, rows * row_len));
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            i64 x = ld(elem(in, l, contig, r * row_len + j));
+            i64 x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
             acc = op <= 1 ? (i64)((u64)acc + (u64)x) : op == 2 ? (x > acc ? x : acc) : (x < acc ? x : acc);
         }
 #pragma unroll
@@ -131,10 +132,10 @@ template <typename T> __device__ void arg_reduce(i64* out, const T* in, Strided 
     __shared__ i64 sidx[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        V best = ld(elem(in, l, contig, r * row_len));
+        V best = ld(elem(in, l, contig, r * row_len, rows * row_len));
         i64 bi = 0;
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            V x = ld(elem(in, l, contig, r * row_len + j));
+            V x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
             if (arg_better(x, j, best, bi, is_max)) {
                 best = x;
                 bi = j;
@@ -205,9 +206,9 @@ __device__ void cumsum(T* out, Strided lo, const T* in, Strided l, i64 rows, i64
         A carry = A(0);
         for (i64 j0 = 0; j0 < row_len; j0 += blockDim.x) {
             i64 j = j0 + threadIdx.x;
-            A x = j < row_len ? (A)ld(elem(in, l, contig, r * row_len + j)) : A(0);
+            A x = j < row_len ? (A)ld(elem(in, l, contig, r * row_len + j, rows * row_len)) : A(0);
             A s = block_scan(x, totals);
-            if (j < row_len) out[strided_offset(lo, r * row_len + j)] = from_acc<T>(s + carry);
+            if (j < row_len) out[offset_of(lo, r * row_len + j, rows * row_len)] = from_acc<T>(s + carry);
             if (threadIdx.x == blockDim.x - 1) carry_s = s;
             __syncthreads();
             carry = carry + carry_s;
@@ -235,6 +236,19 @@ __device__ __forceinline__ u64 sort_key(i64 x, int desc) {
 
 __device__ __forceinline__ bool pair_gt(u64 ka, u32 ia, u64 kb, u32 ib) { return ka > kb || (ka == kb && ia > ib); }
 
+// One compare-exchange of the bitonic network on pairs (keys[a], idx[a])
+// and (keys[b], idx[b]): puts them in ascending order when `up`.
+__device__ __forceinline__ void compare_exchange(u64* keys, u32* idx, i64 a, i64 b, bool up) {
+    if (pair_gt(keys[a], idx[a], keys[b], idx[b]) == up) {
+        u64 tk = keys[a];
+        keys[a] = keys[b];
+        keys[b] = tk;
+        u32 ti = idx[a];
+        idx[a] = idx[b];
+        idx[b] = ti;
+    }
+}
+
 #define SORT_SMEM_MAX 2048
 
 // One block per row; rows of at most SORT_SMEM_MAX elements.
@@ -247,7 +261,7 @@ __device__ void argsort_smem(i64* out, Strided lo, const T* in, Strided l, i64 r
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         for (int i = threadIdx.x; i < p; i += blockDim.x) {
             if (i < row_len) {
-                keys[i] = sort_key(ld(elem(in, l, contig, r * row_len + i)), desc);
+                keys[i] = sort_key(ld(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
                 idx[i] = (u32)i;
             } else {
                 keys[i] = ~0ull;
@@ -259,22 +273,12 @@ __device__ void argsort_smem(i64* out, Strided lo, const T* in, Strided l, i64 r
             for (int j = k >> 1; j > 0; j >>= 1) {
                 for (int i = threadIdx.x; i < p; i += blockDim.x) {
                     int ixj = i ^ j;
-                    if (ixj > i) {
-                        bool up = (i & k) == 0;
-                        if (pair_gt(keys[i], idx[i], keys[ixj], idx[ixj]) == up) {
-                            u64 tk = keys[i];
-                            keys[i] = keys[ixj];
-                            keys[ixj] = tk;
-                            u32 ti = idx[i];
-                            idx[i] = idx[ixj];
-                            idx[ixj] = ti;
-                        }
-                    }
+                    if (ixj > i) compare_exchange(keys, idx, i, ixj, (i & k) == 0);
                 }
                 __syncthreads();
             }
         }
-        for (int i = threadIdx.x; i < row_len; i += blockDim.x) out[strided_offset(lo, r * row_len + i)] = (i64)idx[i];
+        for (int i = threadIdx.x; i < row_len; i += blockDim.x) out[offset_of(lo, r * row_len + i, rows * row_len)] = (i64)idx[i];
         __syncthreads();
     }
 }
@@ -285,7 +289,7 @@ __device__ void argsort_init(u64* keys, u32* idx, const T* in, Strided l, i64 ro
     GRID_LOOP(e, rows * p) {
         i64 r = e / p, i = e - r * p;
         if (i < row_len) {
-            keys[e] = sort_key(ld(elem(in, l, contig, r * row_len + i)), desc);
+            keys[e] = sort_key(ld(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
             idx[e] = (u32)i;
         } else {
             keys[e] = ~0ull;
@@ -299,25 +303,14 @@ extern "C" __global__ void argsort_step(u64* keys, u32* idx, i64 rows, int p, in
         i64 r = e / p;
         int i = (int)(e - r * p);
         int ixj = i ^ j;
-        if (ixj > i) {
-            i64 a = r * p + i, b = r * p + ixj;
-            bool up = (i & k) == 0;
-            if (pair_gt(keys[a], idx[a], keys[b], idx[b]) == up) {
-                u64 tk = keys[a];
-                keys[a] = keys[b];
-                keys[b] = tk;
-                u32 ti = idx[a];
-                idx[a] = idx[b];
-                idx[b] = ti;
-            }
-        }
+        if (ixj > i) compare_exchange(keys, idx, r * p + i, r * p + ixj, (i & k) == 0);
     }
 }
 
 extern "C" __global__ void argsort_write(i64* out, Strided lo, const u32* idx, i64 rows, i64 row_len, int p) {
     GRID_LOOP(e, rows * row_len) {
         i64 r = e / row_len, i = e - r * row_len;
-        out[strided_offset(lo, e)] = (i64)idx[r * p + i];
+        out[offset_of(lo, e, rows * row_len)] = (i64)idx[r * p + i];
     }
 }
 

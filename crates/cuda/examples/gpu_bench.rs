@@ -15,6 +15,9 @@
 use std::time::Instant;
 use tessera_tensor::{scaled_dot_product_attention, DType, Device, Result, Tensor};
 
+/// One timed computation.
+type Run<'a> = Box<dyn Fn() -> Result<Tensor> + 'a>;
+
 fn time_ms(dev: &Device, iters: usize, f: &dyn Fn() -> Result<Tensor>) -> Result<f64> {
     for _ in 0..3 {
         f()?;
@@ -69,7 +72,7 @@ fn main() -> Result<()> {
         let w = Tensor::randn(3, 1.0, 0.1, 4096, dt, &dev)?;
         let b = Tensor::randn(4, 0.0, 0.1, 4096, dt, &dev)?;
         let bytes = mib256 as f64;
-        let cases: Vec<(&str, f64, Box<dyn Fn() -> Result<Tensor>>)> = vec![
+        let cases: Vec<(&str, f64, Run)> = vec![
             ("memcpy", 2.0 * bytes, Box::new(|| x.copy())),
             ("add", 3.0 * bytes, Box::new(|| x.add(&y))),
             ("gelu", 2.0 * bytes, Box::new(|| x.gelu())),

@@ -21,6 +21,9 @@ use tessera_tensor::{Error, Result};
 
 use cudarc::nvrtc::sys as nvrtc;
 
+/// `-D` defines of one compilation: (name, value) pairs.
+pub type Defines = Vec<(String, String)>;
+
 /// One kernel source file.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelFile {
@@ -29,10 +32,10 @@ pub struct KernelFile {
     pub source: &'static str,
     /// The `-D` define sets the backend compiles this file with; a file with
     /// no specialisation has one empty set. The compile checks build each.
-    pub variants: fn() -> Vec<Vec<(String, String)>>,
+    pub variants: fn() -> Vec<Defines>,
 }
 
-fn one_variant() -> Vec<Vec<(String, String)>> {
+fn one_variant() -> Vec<Defines> {
     vec![Vec::new()]
 }
 

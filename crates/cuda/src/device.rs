@@ -5,7 +5,7 @@
 //! the order they were issued and nothing waits for the GPU except reading a
 //! result (`download`) and `synchronize`.
 
-use crate::compile::{compile_cached, Arch, KernelFile, Output};
+use crate::compile::{compile_cached, Arch, Defines, KernelFile, Output};
 use crate::memory::{Allocator, CudaStorage};
 use cudarc::driver::result::DriverError;
 use cudarc::driver::{result, sys, CudaContext, CudaStream};
@@ -23,6 +23,9 @@ pub struct Function {
 // while its module is loaded; modules stay loaded for the device's lifetime.
 unsafe impl Send for Function {}
 unsafe impl Sync for Function {}
+
+/// A kernel file and the `-D` defines it was compiled with.
+type ModuleKey = (String, Defines);
 
 struct Module {
     module: sys::CUmodule,
@@ -43,7 +46,7 @@ pub struct DeviceInner {
     pub max_smem_optin: u32,
     pub allocator: Allocator,
     /// Loaded modules by file name and defines.
-    modules: Mutex<HashMap<(String, Vec<(String, String)>), Module>>,
+    modules: Mutex<HashMap<ModuleKey, Module>>,
 }
 
 impl std::fmt::Debug for DeviceInner {
@@ -189,7 +192,7 @@ impl DeviceInner {
 
     pub fn upload(self: &Arc<Self>, dtype: tessera_tensor::DType, bytes: &[u8]) -> Result<CudaStorage> {
         let es = dtype.size_in_bytes();
-        if bytes.len() % es != 0 {
+        if !bytes.len().is_multiple_of(es) {
             return Err(Error::InvalidArgument {
                 op: "upload",
                 msg: format!("{} bytes is not a whole number of {dtype} elements", bytes.len()),

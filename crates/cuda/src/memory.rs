@@ -55,6 +55,8 @@ impl Allocator {
                 return Ok((ptr, size));
             }
         }
+        // The driver allocates in the thread's current context.
+        dev.bind()?;
         match unsafe { result::malloc_sync(size) } {
             Ok(ptr) => Ok((ptr, size)),
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {

@@ -3,7 +3,14 @@
 //! why it did not run. `TESSERA_CONFORMANCE_FILTER=softmax,matmul` runs only
 //! those ops.
 
+use std::sync::{Mutex, MutexGuard};
 use tessera_tensor::{DType, Device, Error, Tensor};
+
+/// The tests share the device and its allocator: one at a time.
+fn exclusive() -> MutexGuard<'static, ()> {
+    static GPU: Mutex<()> = Mutex::new(());
+    GPU.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn cuda_device() -> Option<Device> {
     tessera_cuda::register();
@@ -22,6 +29,7 @@ fn cuda_device() -> Option<Device> {
 
 #[test]
 fn conformance_cuda() {
+    let _gpu = exclusive();
     let Some(dev) = cuda_device() else { return };
     let filter = std::env::var("TESSERA_CONFORMANCE_FILTER").ok();
     let report = tessera_conformance::run_all(&dev, filter.as_deref());
@@ -32,6 +40,7 @@ fn conformance_cuda() {
 
 #[test]
 fn out_of_memory_is_an_error_and_the_device_stays_usable() {
+    let _gpu = exclusive();
     let Some(dev) = cuda_device() else { return };
     // More than any GPU has: 2^40 f32 elements (4 TiB).
     match Tensor::zeros(1usize << 40, DType::F32, &dev) {
@@ -44,6 +53,7 @@ fn out_of_memory_is_an_error_and_the_device_stays_usable() {
 
 #[test]
 fn freed_blocks_are_reused_and_the_cache_can_be_released() {
+    let _gpu = exclusive();
     let Some(dev) = cuda_device() else { return };
     let backend = tessera_cuda::backend_of(&dev).expect("a CUDA device");
     tessera_cuda::release_cache(&dev).unwrap();
@@ -58,6 +68,7 @@ fn freed_blocks_are_reused_and_the_cache_can_be_released() {
 
 #[test]
 fn fused_chains_match_their_compositions() {
+    let _gpu = exclusive();
     let Some(dev) = cuda_device() else { return };
     for dt in [DType::F32, DType::BF16] {
         let x = Tensor::randn(1, 0.0, 1.0, (7, 96), dt, &dev).unwrap();

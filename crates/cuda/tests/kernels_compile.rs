@@ -8,7 +8,10 @@
 //! tests print why and pass without checking.
 
 use std::process::Command;
-use tessera_cuda::compile::{compile, nvrtc_loaded, nvrtc_version, Arch, KernelFile, Output, ATTENTION, KERNEL_FILES, MATMUL};
+use tessera_cuda::compile::{compile, nvrtc_loaded, nvrtc_version, Arch, Defines, KernelFile, Output, ATTENTION, KERNEL_FILES, MATMUL};
+
+/// One compilation: a file, an architecture, a define set.
+type Job = (KernelFile, Arch, Defines);
 
 const ARCHS: [Arch; 2] = [Arch::SM80, Arch::SM90];
 
@@ -23,15 +26,12 @@ fn nvrtc_or_skip() -> bool {
 }
 
 /// Each (file, defines) job of `files`, for every architecture.
-fn jobs(files: &[KernelFile]) -> Vec<(KernelFile, Arch, Vec<(String, String)>)> {
+fn jobs(files: &[KernelFile]) -> Vec<Job> {
     files.iter().flat_map(|f| ARCHS.iter().flat_map(move |&a| (f.variants)().into_iter().map(move |v| (*f, a, v)))).collect()
 }
 
 /// Runs `f` over the jobs on all cores; the failures, in job order.
-fn run_parallel<T: Send>(
-    jobs: Vec<(KernelFile, Arch, Vec<(String, String)>)>,
-    f: impl Fn(&KernelFile, Arch, &[(String, String)]) -> T + Sync,
-) -> Vec<T> {
+fn run_parallel<T: Send>(jobs: Vec<Job>, f: impl Fn(&KernelFile, Arch, &[(String, String)]) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());

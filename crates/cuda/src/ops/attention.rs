@@ -4,8 +4,8 @@
 //! this device).
 
 use super::index::pack_pad;
-use super::{dtype_name, view_ptr, Ctx};
-use crate::compile::ATTENTION;
+use super::{view_ptr, Ctx};
+use crate::compile::{Defines, ATTENTION};
 use crate::device::{Args, Grid};
 use crate::memory::CudaStorage;
 use tessera_tensor::{AttentionParams, DType, Result, View};
@@ -14,11 +14,11 @@ use tessera_tensor::{AttentionParams, DType, Result, View};
 pub const MAX_HEAD_DIM: usize = 256;
 
 /// Head dims the attention kernel is compiled for: multiples of 16 up to 256.
-pub fn compiled_variants() -> Vec<Vec<(String, String)>> {
-    (16..=MAX_HEAD_DIM).step_by(16).map(|d| head_dim_define(d)).collect()
+pub fn compiled_variants() -> Vec<Defines> {
+    (16..=MAX_HEAD_DIM).step_by(16).map(head_dim_define).collect()
 }
 
-fn head_dim_define(d: usize) -> Vec<(String, String)> {
+fn head_dim_define(d: usize) -> Defines {
     vec![("HEAD_DIM".to_string(), d.to_string())]
 }
 
@@ -34,7 +34,7 @@ struct Qkv {
 /// aligned positions; otherwise copied into a zero-padded `[b, h, t, dp]`.
 fn operand(cx: &Ctx, v: View, dp: usize) -> Result<Qkv> {
     let (sh, st) = (v.layout.shape(), v.layout.strides());
-    let aligned = v.layout.offset() % 8 == 0 && st[..3].iter().zip(&sh[..3]).all(|(&s, &d)| d == 1 || s % 8 == 0);
+    let aligned = v.layout.offset().is_multiple_of(8) && st[..3].iter().zip(&sh[..3]).all(|(&s, &d)| d == 1 || s % 8 == 0);
     if aligned && sh[3] == dp && st[3] == 1 {
         return Ok(Qkv { ptr: view_ptr(&v)?, strides: [st[0] as i64, st[1] as i64, st[2] as i64], _packed: None });
     }
@@ -63,7 +63,7 @@ pub fn attention(cx: &Ctx, q: View, k: View, v: View, mask: Option<View>, p: &At
         }
         None => (0, [0; 4]),
     };
-    let f = cx.dev.function(&ATTENTION, &head_dim_define(dp), &format!("attention_fwd_{}", dtype_name(dt)))?;
+    let f = cx.dev.function(&ATTENTION, &head_dim_define(dp), &format!("attention_fwd_{}", dt))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(qo.ptr).ptr(ko.ptr).ptr(vo.ptr).ptr(mp);
     for x in [hq, hkv, tq, tk, dv] {

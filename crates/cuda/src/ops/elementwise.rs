@@ -1,7 +1,7 @@
 //! Host side of kernels/elementwise.cu: fill, copies, casts, unary, affine,
 //! binary, compare and where.
 
-use super::{dtype_name, launch_map, view_ptr, Ctx};
+use super::{launch_map, view_ptr, Ctx};
 use crate::compile::ELEMENTWISE;
 use crate::device::Args;
 use crate::layout::kernel_layouts;
@@ -97,7 +97,7 @@ pub fn cast(cx: &Ctx, src: View, to: DType) -> Result<CudaStorage> {
     if src.dtype() == to {
         return copy(cx, src);
     }
-    map1(cx, &format!("cast_{}_{}", dtype_name(src.dtype()), dtype_name(to)), src, to, |_| {})
+    map1(cx, &format!("cast_{}_{}", src.dtype(), to), src, to, |_| {})
 }
 
 pub fn unary(cx: &Ctx, op: UnaryOp, src: View) -> Result<CudaStorage> {
@@ -105,7 +105,7 @@ pub fn unary(cx: &Ctx, op: UnaryOp, src: View) -> Result<CudaStorage> {
     if !(dt.is_compute_float() || (op.is_integer_op() && dt.is_int())) {
         return Err(Error::UnsupportedDType { op: op.name(), dtype: dt });
     }
-    map1(cx, &format!("unary_{}", dtype_name(dt)), src, dt, |a| {
+    map1(cx, &format!("unary_{}", dt), src, dt, |a| {
         a.push(unary_code(op));
     })
 }
@@ -115,7 +115,7 @@ pub fn affine(cx: &Ctx, src: View, mul: f64, add: f64) -> Result<CudaStorage> {
     if !dt.is_compute_float() {
         return Err(Error::UnsupportedDType { op: "affine", dtype: dt });
     }
-    map1(cx, &format!("affine_{}", dtype_name(dt)), src, dt, |a| {
+    map1(cx, &format!("affine_{}", dt), src, dt, |a| {
         a.push(mul as f32).push(add as f32);
     })
 }
@@ -132,7 +132,7 @@ fn map2(cx: &Ctx, kernel: &str, lhs: View, rhs: View, out_dtype: DType, code: i3
         return Ok(out);
     }
     let l = kernel_layouts(name_op(kernel), &[lhs.layout, rhs.layout])?;
-    let f = cx.dev.function(&ELEMENTWISE, &[], &format!("{kernel}_{}", dtype_name(dt)))?;
+    let f = cx.dev.function(&ELEMENTWISE, &[], &format!("{kernel}_{}", dt))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&lhs)?).push(l[0]).ptr(view_ptr(&rhs)?).push(l[1]);
     a.push(n as i64).push((l[0].is_contiguous() && l[1].is_contiguous()) as i32).push(code);
@@ -158,7 +158,7 @@ pub fn where_cond(cx: &Ctx, cond: View, on_true: View, on_false: View) -> Result
         return Ok(out);
     }
     let l = kernel_layouts("where", &[cond.layout, on_true.layout, on_false.layout])?;
-    let name = format!("where_{}_{}", dtype_name(cond.dtype()), on_true.dtype().size_in_bytes());
+    let name = format!("where_{}_{}", cond.dtype(), on_true.dtype().size_in_bytes());
     let f = cx.dev.function(&ELEMENTWISE, &[], &name)?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&cond)?).push(l[0]).ptr(view_ptr(&on_true)?).push(l[1]);

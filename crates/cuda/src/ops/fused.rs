@@ -3,7 +3,7 @@
 //! [`crate::fused`].
 
 use super::norm::{norm, NormArgs};
-use super::{check_float, dtype_name, launch_map, view_ptr, Ctx};
+use super::{check_float, launch_map, view_ptr, Ctx};
 use crate::compile::NORM;
 use crate::device::Args;
 use crate::layout::kernel_layouts;
@@ -21,7 +21,7 @@ pub fn bias_act(cx: &Ctx, x: View, bias: View, act: Option<UnaryOp>) -> Result<C
     }
     let l = kernel_layouts("bias_act", &[x.layout])?[0];
     let code = act.map_or(-1, |op| UnaryOp::ALL.iter().position(|&o| o == op).expect("in ALL") as i32);
-    let f = cx.dev.function(&NORM, &[], &format!("bias_act_{}", dtype_name(x.dtype())))?;
+    let f = cx.dev.function(&NORM, &[], &format!("bias_act_{}", x.dtype()))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&x)?).push(l).ptr(view_ptr(&bias)?).push(bias.layout.strides()[0] as i64);
     a.push(total as i64).push(n as i64).push(code);

@@ -2,7 +2,7 @@
 //! upsampling, and the zero-padding pack used by matmul and attention.
 
 use super::elementwise::copy_into;
-use super::{dtype_name, launch_map, view_ptr, Ctx};
+use super::{launch_map, view_ptr, Ctx};
 use crate::compile::INDEX;
 use crate::device::Args;
 use crate::layout::kernel_layouts;
@@ -22,7 +22,7 @@ fn indexed_copy(cx: &Ctx, src: View, ids: View, dim: usize, out_shape: &[usize],
     let bl = Layout::new(out_shape.to_vec(), base, 0, usize::MAX)?;
     let il = Layout::new(out_shape.to_vec(), id_strides.to_vec(), 0, usize::MAX)?;
     let l = kernel_layouts("index", &[&bl, &il])?;
-    let name = format!("indexed_copy_{}_{}", src.dtype().size_in_bytes(), dtype_name(ids.dtype()));
+    let name = format!("indexed_copy_{}_{}", src.dtype().size_in_bytes(), ids.dtype());
     let f = cx.dev.function(&INDEX, &[], &name)?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&src)?).push(l[0]).ptr(view_ptr(&ids)?).push(l[1]).push(dim_stride as i64).push(n as i64);

@@ -4,14 +4,14 @@
 
 use super::elementwise::full;
 use super::index::pack_pad;
-use super::{dtype_name, view_ptr, Ctx};
+use super::{view_ptr, Ctx};
 use crate::compile::MATMUL;
 use crate::device::{Args, Grid};
 use crate::layout::{merge_dims, Strided};
 use crate::memory::CudaStorage;
 use tessera_tensor::{DType, Error, Result, View};
 
-/// Most batches one launch takes (grid z).
+/// Most blocks a launch takes along grid y and z.
 const MAX_GRID_Z: usize = 65535;
 
 /// Batch dims with two operands' strides, as kernel layouts (merged together).
@@ -47,7 +47,7 @@ fn tc_operand(cx: &Ctx, v: View, rows_dim_last: bool) -> Result<Operand> {
     let (rows, k, s_rows, s_k) =
         if rows_dim_last { (shape[r - 1], shape[r - 2], st[r - 1], st[r - 2]) } else { (shape[r - 2], shape[r - 1], st[r - 2], st[r - 1]) };
     let batch_ok = st[..r - 2].iter().zip(&shape[..r - 2]).all(|(&s, &d)| d == 1 || s % 8 == 0);
-    let aligned = v.layout.offset() % 8 == 0 && batch_ok;
+    let aligned = v.layout.offset().is_multiple_of(8) && batch_ok;
     if aligned && s_k == 1 && k % 8 == 0 && (s_rows % 8 == 0 || rows == 1) {
         return Ok(Operand { ptr: view_ptr(&v)?, ld: s_rows.max(8), kmajor: true, batch_strides: st[..r - 2].to_vec(), _packed: None });
     }
@@ -90,6 +90,13 @@ pub fn matmul(cx: &Ctx, lhs: View, rhs: View) -> Result<CudaStorage> {
     if k == 0 {
         return full(cx, dt, total, 0.0);
     }
+    // Column tiles go on grid y (at most 65535 of 64 or 128 columns).
+    if n.div_ceil(64) > MAX_GRID_Z {
+        return Err(Error::InvalidArgument {
+            op: "matmul",
+            msg: format!("{n} output columns exceed the kernels' grid ({} at most)", 64 * MAX_GRID_Z),
+        });
+    }
     let out = CudaStorage::alloc(cx.dev, dt, total)?;
     if m == 1 {
         gemv(cx, &out, lhs, rhs, n, k, batch)?;
@@ -114,14 +121,14 @@ fn gemm_tc(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, (m, n, k): (usize,
     let f = cx.dev.function(
         &MATMUL,
         &[],
-        &format!("gemm_tc_{name}_{}_{}_{}", dtype_name(lhs.dtype()), if a.kmajor { "k" } else { "m" }, if b.kmajor { "k" } else { "n" }),
+        &format!("gemm_tc_{name}_{}_{}_{}", lhs.dtype(), if a.kmajor { "k" } else { "m" }, if b.kmajor { "k" } else { "n" }),
     )?;
     for z0 in (0..batch).step_by(MAX_GRID_Z) {
         let zn = (batch - z0).min(MAX_GRID_Z);
         let mut args = Args::new();
         args.ptr(out.ptr()).ptr(a.ptr).ptr(b.ptr).push(m as i32).push(n as i32).push(k as i32);
         args.push(a.ld as i64).push(b.ld as i64).push(ba).push(bb).push(z0 as i64);
-        let grid = Grid::new((n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, zn as u32), 128, smem as u32);
+        let grid = Grid::new((m.div_ceil(tile) as u32, n.div_ceil(tile) as u32, zn as u32), 128, smem as u32);
         cx.dev.launch(f, grid, &mut args)?;
     }
     Ok(())
@@ -140,7 +147,7 @@ fn gemm_f32(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, (m, n, k): (usize
             args.push(s as i64);
         }
         args.push(ba).push(bb).push(z0 as i64);
-        cx.dev.launch(f, Grid::new((n.div_ceil(64) as u32, m.div_ceil(64) as u32, zn as u32), 256, 0), &mut args)?;
+        cx.dev.launch(f, Grid::new((m.div_ceil(64) as u32, n.div_ceil(64) as u32, zn as u32), 256, 0), &mut args)?;
     }
     Ok(())
 }
@@ -158,20 +165,20 @@ fn gemv(cx: &Ctx, out: &CudaStorage, lhs: View, rhs: View, n: usize, k: usize, b
     args.ptr(out.ptr()).ptr(view_ptr(&lhs)?).push(sak as i64).ptr(view_ptr(&rhs)?).push(sbk as i64);
     if sbn == 1 && sbk != 1 {
         args.push(n as i32).push(k as i32).push(batch as i64).push(ba).push(bb);
-        let f = cx.dev.function(&MATMUL, &[], &format!("gemv_cols_{}", dtype_name(dt)))?;
+        let f = cx.dev.function(&MATMUL, &[], &format!("gemv_cols_{}", dt))?;
         let blocks = n.div_ceil(128).min(cx.dev.sm_count as usize * 8) as u32;
         return cx.dev.launch(f, Grid::new((blocks, blocks_y, 1), 128, 0), &mut args);
     }
     let vec = sbk == 1
         && sak == 1
-        && k % v == 0
+        && k.is_multiple_of(v)
         && (sbn % v == 0 || n == 1)
-        && lhs.layout.offset() % v == 0
-        && rhs.layout.offset() % v == 0
+        && lhs.layout.offset().is_multiple_of(v)
+        && rhs.layout.offset().is_multiple_of(v)
         && batch_aligned(sa, lhs.layout.shape())
         && batch_aligned(sb, rhs.layout.shape());
     args.push(sbn as i64).push(n as i32).push(k as i32).push(batch as i64).push(vec as i32).push(ba).push(bb);
-    let f = cx.dev.function(&MATMUL, &[], &format!("gemv_rows_{}", dtype_name(dt)))?;
+    let f = cx.dev.function(&MATMUL, &[], &format!("gemv_rows_{}", dt))?;
     let blocks = n.div_ceil(8).min(cx.dev.sm_count as usize * 16) as u32;
     cx.dev.launch(f, Grid::new((blocks, blocks_y, 1), 256, 0), &mut args)
 }

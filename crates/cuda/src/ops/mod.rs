@@ -22,20 +22,6 @@ pub struct Ctx<'a> {
 /// Threads per block of the grid-stride kernels.
 pub const MAP_THREADS: u32 = 256;
 
-/// Kernel-name suffix of a dtype.
-pub fn dtype_name(d: DType) -> &'static str {
-    match d {
-        DType::F32 => "f32",
-        DType::F16 => "f16",
-        DType::BF16 => "bf16",
-        DType::F8E4M3 => "f8e4m3",
-        DType::F8E5M2 => "f8e5m2",
-        DType::U8 => "u8",
-        DType::U32 => "u32",
-        DType::I64 => "i64",
-    }
-}
-
 /// The CUDA storage behind a view.
 pub fn storage<'a>(v: &View<'a>) -> Result<&'a CudaStorage> {
     v.storage

@@ -1,6 +1,6 @@
 //! Host side of kernels/norm.cu: softmax, layer norm, RMS norm, rope.
 
-use super::{check_float, dtype_name, launch_map, view_ptr, Ctx};
+use super::{check_float, launch_map, view_ptr, Ctx};
 use crate::compile::NORM;
 use crate::device::{Args, Grid};
 use crate::layout::{kernel_layouts, Strided};
@@ -48,7 +48,7 @@ pub fn softmax_last(cx: &Ctx, x: View, log: bool) -> Result<CudaStorage> {
         return Ok(out);
     }
     let plan = row_plan(cx, rows, n);
-    let f = cx.dev.function(&NORM, &[], &format!("softmax_{}", dtype_name(x.dtype())))?;
+    let f = cx.dev.function(&NORM, &[], &format!("softmax_{}", x.dtype()))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&x)?).push(l).push(rows as i64).push(n as i64).push(l.is_contiguous() as i32);
     a.push(log as i32).push(plan.tpr).push(plan.cached);
@@ -91,7 +91,7 @@ pub fn norm(cx: &Ctx, p: &NormArgs) -> Result<(CudaStorage, Option<CudaStorage>)
     };
     let ((wp, ws), (bp, bs)) = (param(&p.w)?, param(&p.b)?);
     let plan = row_plan(cx, rows, n);
-    let f = cx.dev.function(&NORM, &[], &format!("norm_{}", dtype_name(p.x.dtype())))?;
+    let f = cx.dev.function(&NORM, &[], &format!("norm_{}", p.x.dtype()))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(sum.as_ref().map_or(0, |s| s.ptr())).ptr(view_ptr(&p.x)?).push(l);
     a.ptr(p.res.as_ref().map(view_ptr).transpose()?.unwrap_or(0)).push(lr);
@@ -112,7 +112,7 @@ pub fn rope(cx: &Ctx, x: View, cos: View, sin: View, style: RopeStyle) -> Result
         return Ok(out);
     }
     let l = kernel_layouts("rope", &[x.layout])?[0];
-    let f = cx.dev.function(&NORM, &[], &format!("rope_{}", dtype_name(x.dtype())))?;
+    let f = cx.dev.function(&NORM, &[], &format!("rope_{}", x.dtype()))?;
     let (cs, ss) = (cos.layout.strides(), sin.layout.strides());
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&x)?).push(l);

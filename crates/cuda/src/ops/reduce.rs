@@ -1,7 +1,7 @@
 //! Host side of kernels/reduce.cu: reductions, arg-reductions, cumsum and
 //! argsort over rows made by moving the reduced dims last.
 
-use super::{dtype_name, view_ptr, Ctx};
+use super::{view_ptr, Ctx};
 use crate::compile::REDUCE;
 use crate::device::{Args, Function, Grid};
 use crate::layout::{kernel_layouts, Strided};
@@ -44,7 +44,7 @@ fn row_grid(cx: &Ctx, rows: usize, row_len: usize) -> Grid {
 }
 
 fn func(cx: &Ctx, name: &str, dtype: DType) -> Result<Function> {
-    cx.dev.function(&REDUCE, &[], &format!("{name}_{}", dtype_name(dtype)))
+    cx.dev.function(&REDUCE, &[], &format!("{name}_{}", dtype))
 }
 
 fn check_numeric(op: &'static str, d: DType) -> Result<()> {
@@ -70,7 +70,7 @@ pub fn reduce(cx: &Ctx, op: ReduceOp, src: View, dims: &[usize]) -> Result<CudaS
     };
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&src)?).push(r.layout).push(r.rows as i64).push(r.row_len as i64);
-    a.push(r.layout.is_contiguous() as i32).push(code as i32);
+    a.push(r.layout.is_contiguous() as i32).push(code);
     cx.dev.launch(func(cx, "reduce", src.dtype())?, row_grid(cx, r.rows, r.row_len), &mut a)?;
     Ok(out)
 }
