@@ -36,9 +36,12 @@ pub use backend::WgpuBackend;
 use std::sync::{Arc, Mutex, OnceLock};
 use tessera_tensor::{register_provider, Device, DeviceProvider, Result};
 
+/// Each opened adapter as a core device and as this crate's backend.
+type Opened = Vec<(Device, WgpuBackend)>;
+
 /// Opened devices, one per adapter, created on first use.
-fn opened() -> Result<Vec<(Device, WgpuBackend)>> {
-    static DEVICES: OnceLock<Mutex<Option<Vec<(Device, WgpuBackend)>>>> = OnceLock::new();
+fn opened() -> Result<Opened> {
+    static DEVICES: OnceLock<Mutex<Option<Opened>>> = OnceLock::new();
     let slot = DEVICES.get_or_init(|| Mutex::new(None));
     let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(d) = slot.as_ref() {
