@@ -237,6 +237,13 @@ __device__ __forceinline__ i64 offset_of(const Strided& l, i64 i, i64 n) {
 // Grid-stride loop over `n` items with 64-bit indices.
 #define GRID_LOOP(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (i64)gridDim.x * blockDim.x)
 
+// 16 bytes of elements, for vector loads and stores of dense data.
+template <typename T> struct alignas(16) Vec16 {
+    T v[16 / sizeof(T)];
+};
+
+__device__ __forceinline__ bool aligned16(const void* p) { return ((u64)p & 15) == 0; }
+
 // ------------------------------------------------------------- reductions
 
 __device__ __forceinline__ float warp_sum(float v) {

@@ -83,11 +83,6 @@ template <> struct IsInt<i64> {
 
 // ------------------------------------------------------ traversal helpers
 
-template <typename T> struct alignas(16) Vec16 {
-    T v[16 / sizeof(T)];
-};
-
-__device__ __forceinline__ bool aligned16(const void* p) { return ((u64)p & 15) == 0; }
 
 // out[i] = f(a[i]) over contiguous same-typed arrays, 16 bytes at a time
 // where the pointers allow.

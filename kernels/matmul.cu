@@ -232,17 +232,17 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
     int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
     float acc[4][4] = {};
     for (int k0 = 0; k0 < K; k0 += BK) {
-        // 1024 elements per tile, 4 per thread; consecutive threads take
-        // consecutive m (A) / n (B).
+        // 1024 elements per tile, 4 per thread; consecutive threads walk the
+        // operand's unit-stride dim where it has one (coalesced reads).
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
             int e = threadIdx.x + i * 256;
-            int mm = e % BM, kk = e / BM;
-            int gm = m0 + mm, gk = k0 + kk;
-            sA[kk][mm] = (gm < M && gk < K) ? A[gm * sam + gk * sak] : 0.0f;
-            int nn = e % BN;
-            int gn = n0 + nn;
-            sB[kk][nn] = (gn < N && gk < K) ? B[gk * sbk + gn * sbn] : 0.0f;
+            int mm = sak == 1 ? e / BK : e % BM, ka = sak == 1 ? e % BK : e / BM;
+            int gm = m0 + mm, gka = k0 + ka;
+            sA[ka][mm] = (gm < M && gka < K) ? A[gm * sam + gka * sak] : 0.0f;
+            int nn = sbk == 1 ? e / BK : e % BN, kb = sbk == 1 ? e % BK : e / BN;
+            int gn = n0 + nn, gkb = k0 + kb;
+            sB[kb][nn] = (gn < N && gkb < K) ? B[gkb * sbk + gn * sbn] : 0.0f;
         }
         __syncthreads();
 #pragma unroll

@@ -53,30 +53,75 @@ template <typename F> __device__ __forceinline__ void for_rows(i64 rows, i64 n, 
     }
 }
 
+// The row at `x` (dense, 16-byte aligned, n a multiple of the vector
+// width) into the group's shared `row` as f32, 16 bytes per load; f(v) sees
+// each value. Thread t of the group takes chunks t, t + tpr, ...
+template <typename T, typename F> __device__ __forceinline__ void load_row_vec(float* row, const T* x, i64 n, int t, int tpr, F f) {
+    constexpr int V = 16 / sizeof(T);
+    for (i64 j = (i64)t * V; j < n; j += (i64)tpr * V) {
+        Vec16<T> c = *(const Vec16<T>*)(x + j);
+#pragma unroll
+        for (int e = 0; e < V; ++e) {
+            float v = to_f32(c.v[e]);
+            row[j + e] = v;
+            f(v);
+        }
+    }
+}
+
+// out[j] = g(row[j], j) for the row, 16 bytes per store (same chunks as
+// load_row_vec, so each thread reads back only what it wrote).
+template <typename T, typename G> __device__ __forceinline__ void store_row_vec(T* out, const float* row, i64 n, int t, int tpr, G g) {
+    constexpr int V = 16 / sizeof(T);
+    for (i64 j = (i64)t * V; j < n; j += (i64)tpr * V) {
+        Vec16<T> c;
+#pragma unroll
+        for (int e = 0; e < V; ++e) c.v[e] = from_f32<T>(g(row[j + e], j + e));
+        *(Vec16<T>*)(out + j) = c;
+    }
+}
+
 // ---------------------------------------------------------------- softmax
 
+// `vec`: rows dense, 16-byte aligned and cached, n a multiple of 16 bytes
+// of elements: loads and stores move 16 bytes (the host decides).
 template <typename T>
-__device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr, int cached) {
+__device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr, int cached, int vec) {
+    constexpr int V = 16 / sizeof(T);
     for_rows(rows, n, tpr, [&](i64 r, bool live, int t, float* row, float* scratch) {
         float m = -__int_as_float(0x7f800000);
-        if (live)
+        if (live && vec) {
+            load_row_vec(row, x + r * n, n, t, tpr, [&](float v) { m = fmaxf(m, v); });
+        } else if (live) {
             for (i64 j = t; j < n; j += tpr) {
                 float v = row_elem(x, l, contig, r * n + j, rows * n);
                 if (cached) row[j] = v;
                 m = fmaxf(m, v);
             }
+        }
         m = group_max(m, tpr, scratch);
         // A row of -inf only: every exp(-inf - -inf) would be NaN; use 0.
         float shift = m == -__int_as_float(0x7f800000) ? 0.0f : m;
+        // Threads read back the elements they cached: chunks of V with vec.
+        int step = vec ? V : 1;
         float s = 0.0f;
         if (live)
-            for (i64 j = t; j < n; j += tpr) s += expf((cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n)) - shift);
+            for (i64 j0 = (i64)t * step; j0 < n; j0 += (i64)tpr * step)
+                for (int e = 0; e < step; ++e) {
+                    i64 j = j0 + e;
+                    s += expf((cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n)) - shift);
+                }
         s = group_sum(s, tpr, scratch);
         if (live) {
             float inv = 1.0f / s, lse = shift + logf(s);
-            for (i64 j = t; j < n; j += tpr) {
-                float v = cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n);
-                out[r * n + j] = from_f32<T>(log_out ? v - lse : expf(v - shift) * inv);
+            auto value = [&](float v, i64) { return log_out ? v - lse : expf(v - shift) * inv; };
+            if (vec) {
+                store_row_vec(out + r * n, row, n, t, tpr, value);
+            } else {
+                for (i64 j = t; j < n; j += tpr) {
+                    float v = cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n);
+                    out[r * n + j] = from_f32<T>(value(v, j));
+                }
             }
         }
     });
@@ -84,9 +129,11 @@ __device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int
 
 // ------------------------------------------------------------------ norms
 
+// `vec` as for softmax (never with a residual).
 template <typename T>
 __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws, const T* b, i64 bs,
-                          i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached) {
+                          i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached, int vec) {
+    constexpr int V = 16 / sizeof(T);
     for_rows(rows, n, tpr, [&](i64 r, bool live, int t, float* row, float* scratch) {
         // The norm's input: x, or x + res (rounded to T once, as written out).
         auto input = [&](i64 j) -> float {
@@ -95,28 +142,38 @@ __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* r
             return v;
         };
         float s = 0.0f;
-        if (live)
+        if (live && vec) {
+            load_row_vec(row, x + r * n, n, t, tpr, [&](float v) { s += v; });
+        } else if (live) {
             for (i64 j = t; j < n; j += tpr) {
                 float v = input(j);
                 if (cached) row[j] = v;
                 if (sum_out) sum_out[r * n + j] = from_f32<T>(v);
                 s += v;
             }
+        }
         float mean = rms ? 0.0f : group_sum(s, tpr, scratch) / (float)n;
+        // Threads read back the elements they cached: chunks of V with vec.
+        int step = vec ? V : 1;
         float q = 0.0f;
         if (live)
-            for (i64 j = t; j < n; j += tpr) {
-                float d = (cached ? row[j] : input(j)) - mean;
-                q += d * d;
-            }
+            for (i64 j0 = (i64)t * step; j0 < n; j0 += (i64)tpr * step)
+                for (int e = 0; e < step; ++e) {
+                    float d = (cached ? row[j0 + e] : input(j0 + e)) - mean;
+                    q += d * d;
+                }
         float inv = 1.0f / sqrtf(group_sum(q, tpr, scratch) / (float)n + eps);
-        if (live)
-            for (i64 j = t; j < n; j += tpr) {
-                float y = ((cached ? row[j] : input(j)) - mean) * inv;
-                if (w) y *= to_f32(w[j * ws]);
-                if (b) y += to_f32(b[j * bs]);
-                out[r * n + j] = from_f32<T>(y);
-            }
+        auto value = [&](float v, i64 j) {
+            float y = (v - mean) * inv;
+            if (w) y *= to_f32(w[j * ws]);
+            if (b) y += to_f32(b[j * bs]);
+            return y;
+        };
+        if (live && vec) {
+            store_row_vec(out + r * n, row, n, t, tpr, value);
+        } else if (live) {
+            for (i64 j = t; j < n; j += tpr) out[r * n + j] = from_f32<T>(value(cached ? row[j] : input(j), j));
+        }
     });
 }
 
@@ -161,12 +218,13 @@ template <typename T> __device__ void bias_act(T* out, const T* x, Strided l, co
 
 #define NORM_KERNELS(N, T)                                                                                                           \
     extern "C" __global__ void softmax_##N(T* out, const T* x, Strided l, i64 rows, i64 n, int contig, int log_out, int tpr,         \
-                                           int cached) {                                                                             \
-        softmax_rows<T>(out, x, l, rows, n, contig, log_out, tpr, cached);                                                          \
+                                           int cached, int vec) {                                                                    \
+        softmax_rows<T>(out, x, l, rows, n, contig, log_out, tpr, cached, vec);                                                     \
     }                                                                                                                                \
     extern "C" __global__ void norm_##N(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws,    \
-                                        const T* b, i64 bs, i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached) {  \
-        norm_rows<T>(out, sum_out, x, lx, res, lr, w, ws, b, bs, rows, n, contig, eps, rms, tpr, cached);                            \
+                                        const T* b, i64 bs, i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached,    \
+                                        int vec) {                                                                                   \
+        norm_rows<T>(out, sum_out, x, lx, res, lr, w, ws, b, bs, rows, n, contig, eps, rms, tpr, cached, vec);                       \
     }                                                                                                                                \
     extern "C" __global__ void rope_##N(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs1, const T* sn, i64 sn0, i64 sn1, \
                                         i64 total, i64 t, i64 d, i64 half, int interleaved) {                                        \

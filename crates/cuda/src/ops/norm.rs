@@ -15,6 +15,14 @@ pub struct RowPlan {
     pub grid: Grid,
 }
 
+impl RowPlan {
+    /// Whether rows of `n` elements of `dtype` at `ptr`, dense (`contig`),
+    /// take the 16-byte load/store path (which needs the rows cached).
+    fn vec(&self, ptr: u64, n: usize, dtype: tessera_tensor::DType, contig: bool) -> i32 {
+        (self.cached != 0 && contig && (n * dtype.size_in_bytes()).is_multiple_of(16) && ptr.is_multiple_of(16)) as i32
+    }
+}
+
 /// A warp per row up to 1024 elements (8 rows per block), else a block per
 /// row; rows cached as f32 in shared memory when they fit.
 pub fn row_plan(cx: &Ctx, rows: usize, n: usize) -> RowPlan {
@@ -51,7 +59,7 @@ pub fn softmax_last(cx: &Ctx, x: View, log: bool) -> Result<CudaStorage> {
     let f = cx.dev.function(&NORM, &[], &format!("softmax_{}", x.dtype()))?;
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&x)?).push(l).push(rows as i64).push(n as i64).push(l.is_contiguous() as i32);
-    a.push(log as i32).push(plan.tpr).push(plan.cached);
+    a.push(log as i32).push(plan.tpr).push(plan.cached).push(plan.vec(view_ptr(&x)?, n, x.dtype(), l.is_contiguous()));
     cx.dev.launch(f, plan.grid, &mut a)?;
     Ok(out)
 }
@@ -96,7 +104,9 @@ pub fn norm(cx: &Ctx, p: &NormArgs) -> Result<(CudaStorage, Option<CudaStorage>)
     a.ptr(out.ptr()).ptr(sum.as_ref().map_or(0, |s| s.ptr())).ptr(view_ptr(&p.x)?).push(l);
     a.ptr(p.res.as_ref().map(view_ptr).transpose()?.unwrap_or(0)).push(lr);
     a.ptr(wp).push(ws).ptr(bp).push(bs).push(rows as i64).push(n as i64).push(l.is_contiguous() as i32);
-    a.push(p.eps as f32).push(p.rms as i32).push(plan.tpr).push(plan.cached);
+    // The residual path stays element-wise (it also writes the sum).
+    let vec = if p.res.is_some() { 0 } else { plan.vec(view_ptr(&p.x)?, n, p.x.dtype(), l.is_contiguous()) };
+    a.push(p.eps as f32).push(p.rms as i32).push(plan.tpr).push(plan.cached).push(vec);
     cx.dev.launch(f, plan.grid, &mut a)?;
     Ok((out, sum))
 }
