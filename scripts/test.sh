@@ -46,6 +46,8 @@ cargo test -p tessera-conformance "$@" -- --nocapture
 # The same suite on the wgpu backend (skips, saying why, without an adapter).
 say "wgpu backend: unit tests and the conformance suite"
 cargo test -p tessera-wgpu "$@" -- --nocapture
+# The fallback of the subgroup reductions (for adapters without subgroups).
+TESSERA_WGPU_SUBGROUPS=0 TESSERA_CONFORMANCE_FILTER=softmax,norm cargo test -p tessera-wgpu --test conformance "$@"
 
 # The CUDA backend: NVRTC compile and ptxas spill checks of every kernel
 # (NVIDIA's wheels in .venv-cuda), and the conformance suite where a GPU is.

@@ -2,7 +2,9 @@
 // dim.
 //
 // Algorithm: one workgroup of 256 invocations per row. Row statistics are
-// workgroup reductions in f32 (softmax: the max, then the sum of
+// workgroup reductions in f32 (`group_sum`/`group_max` from
+// group_subgroup.wgsl where the adapter has subgroups, else
+// group_shared.wgsl) (softmax: the max, then the sum of
 // exp(x - max); layer norm: the mean, then the mean squared deviation, two
 // passes so that large offsets do not cancel; RMS norm: the mean square),
 // then every invocation writes its strided share of the row.
@@ -17,38 +19,8 @@
 
 const MODE: u32 = {{MODE}}u;
 
-var<workgroup> red: array<f32, 256>;
-
 fn xv(row: u32, c: u32) -> f32 {
     return a_f(offset_of(operand(0u), row * extra(0u) + c));
-}
-
-fn wsum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] = red[lid] + red[lid + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn wmax(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s / 2u) {
-        if (lid < s) {
-            red[lid] = max_f(red[lid], red[lid + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
 }
 
 @compute @workgroup_size(256)
@@ -65,14 +37,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 m = max_f(m, xv(row, c));
             }
         }
-        m = wmax(lid, m);
+        m = group_max(lid, m);
         var s = 0.0;
         if (live) {
             for (var c = lid; c < d; c = c + WG) {
                 s = s + exp_f(xv(row, c) - m);
             }
         }
-        s = wsum(lid, s);
+        s = group_sum(lid, s);
         if (live) {
             let ls = log_f(s);
             for (var c = lid; c < d; c = c + WG) {
@@ -99,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     s = s + (xv(row, c) - shift);
                 }
             }
-            mean = shift + wsum(lid, s) / f32(d);
+            mean = shift + group_sum(lid, s) / f32(d);
         }
         var q = 0.0;
         if (live) {
@@ -109,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             }
         }
         // 1 / sqrt, not inverseSqrt: drivers may answer the latter to 12 bits.
-        let inv = 1.0 / sqrt(wsum(lid, q) / f32(d) + extra_f(6u));
+        let inv = 1.0 / sqrt(group_sum(lid, q) / f32(d) + extra_f(6u));
         if (live) {
             for (var c = lid; c < d; c = c + WG) {
                 let y = (xv(row, c) - mean) * inv * {{W}} + {{B}};

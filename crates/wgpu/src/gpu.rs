@@ -174,6 +174,18 @@ impl Gpu {
         Error::Device { device: self.name.clone(), msg: msg.into() }
     }
 
+    /// The workgroup-reduction library kernels use: subgroup operations
+    /// where the adapter has them (unless `TESSERA_WGPU_SUBGROUPS=0`), else
+    /// workgroup memory alone.
+    pub fn group_lib(&self) -> &'static str {
+        let allowed = std::env::var("TESSERA_WGPU_SUBGROUPS").map_or(true, |v| v != "0");
+        if allowed && self.features.contains(wgpu::Features::SUBGROUP) {
+            "group_subgroup"
+        } else {
+            "group_shared"
+        }
+    }
+
     /// Errors the device reported since the last check, as one error.
     pub fn take_errors(&self) -> Result<()> {
         let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());

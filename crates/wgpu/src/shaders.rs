@@ -17,6 +17,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("sort", include_str!("../../../shaders/sort.wgsl")),
     ("matmul", include_str!("../../../shaders/matmul.wgsl")),
     ("norm", include_str!("../../../shaders/norm.wgsl")),
+    ("group_shared", include_str!("../../../shaders/group_shared.wgsl")),
+    ("group_subgroup", include_str!("../../../shaders/group_subgroup.wgsl")),
     ("rope", include_str!("../../../shaders/rope.wgsl")),
     ("attention", include_str!("../../../shaders/attention.wgsl")),
 ];

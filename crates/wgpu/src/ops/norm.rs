@@ -22,7 +22,7 @@ impl WgpuBackend {
             let o = Operand::of(&x)?;
             let (dims, strided) = merge_dims(shape, &[(o.offset, &o.strides)]);
             let mut params = Params::new(op, n, &dims, &strided)?.extra(0, d as u32).extra(1, rows as u32).extra_f32(6, eps as f32);
-            let mut spec = KernelSpec::new("norm").input("a", dtype).def("MODE", mode);
+            let mut spec = KernelSpec::new("norm").lib(self.gpu.group_lib()).input("a", dtype).def("MODE", mode);
             let mut bufs = vec![storage(&x)?.buffer()];
             for (slot, name, v, default) in [(2, "w", w, "1.0"), (4, "bb", b, "0.0")] {
                 let key = if name == "w" { "W" } else { "B" };
