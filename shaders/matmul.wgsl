@@ -13,12 +13,17 @@
 // extra(0..3) = m, n, k; extra(3..7) = A row/col strides, B row/col
 // strides. C is contiguous [batch, m, n], written as f32 (or the output
 // dtype when it has one element per word; the host casts packed results).
+// Vector loads: when `{{VEC_A}}` is 1, A is f32 with unit stride along k and
+// every row start 4-aligned (k too), and the A slice is read as one vec4 per
+// invocation from the view `a4`; `{{VEC_B}}` likewise for B along n (`b4`).
 // Limits: m, n, k and the batch below 2^32; batch count up to the
 // dispatch limit (65535 on most adapters) per launch.
 
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const BK: u32 = 16u;
+const VEC_A: bool = {{VEC_A}}u == 1u;
+const VEC_B: bool = {{VEC_B}}u == 1u;
 
 var<workgroup> sa: array<array<f32, 65>, 16>;
 var<workgroup> sb: array<array<f32, 65>, 16>;
@@ -47,25 +52,52 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     for (var k0 = 0u; k0 < k; k0 = k0 + BK) {
         // 256 invocations stage 64 x 16 elements of A and 16 x 64 of B:
-        // four each.
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = lid + e * 256u;
-            // A slice: idx = r * 16 + kk.
-            let ar = idx / BK;
-            let ak = idx % BK;
-            var av = 0.0;
+        // four each, as one vec4 or four scalars.
+        if (VEC_A) {
+            let ar = lid / 4u;
+            let ak = (lid % 4u) * 4u;
+            var v = vec4<f32>(0.0);
             if (row0 + ar < m && k0 + ak < k) {
-                av = a_f(a_base + (row0 + ar) * a_rs + (k0 + ak) * a_cs);
+                v = bitcast<vec4<f32>>(a4[(a_base + (row0 + ar) * a_rs + k0 + ak) / 4u]);
             }
-            sa[ak][ar] = av;
-            // B slice: idx = kk * 64 + c.
-            let bk = idx / TN;
-            let bc = idx % TN;
-            var bv = 0.0;
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                sa[ak + e][ar] = v[e];
+            }
+        } else {
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                // A slice: idx = r * 16 + kk.
+                let idx = lid + e * 256u;
+                let ar = idx / BK;
+                let ak = idx % BK;
+                var av = 0.0;
+                if (row0 + ar < m && k0 + ak < k) {
+                    av = a_f(a_base + (row0 + ar) * a_rs + (k0 + ak) * a_cs);
+                }
+                sa[ak][ar] = av;
+            }
+        }
+        if (VEC_B) {
+            let bk = lid / 16u;
+            let bc = (lid % 16u) * 4u;
+            var v = vec4<f32>(0.0);
             if (k0 + bk < k && col0 + bc < n) {
-                bv = b_f(b_base + (k0 + bk) * b_rs + (col0 + bc) * b_cs);
+                v = bitcast<vec4<f32>>(b4[(b_base + (k0 + bk) * b_rs + col0 + bc) / 4u]);
             }
-            sb[bk][bc] = bv;
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                sb[bk][bc + e] = v[e];
+            }
+        } else {
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                // B slice: idx = kk * 64 + c.
+                let idx = lid + e * 256u;
+                let bk = idx / TN;
+                let bc = idx % TN;
+                var bv = 0.0;
+                if (k0 + bk < k && col0 + bc < n) {
+                    bv = b_f(b_base + (k0 + bk) * b_rs + (col0 + bc) * b_cs);
+                }
+                sb[bk][bc] = bv;
+            }
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {

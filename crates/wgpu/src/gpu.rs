@@ -34,6 +34,9 @@ pub struct KernelSpec {
     pub libs: Vec<&'static str>,
     /// Input bindings in binding order (binding 1, 2, ...): name and dtype.
     pub inputs: Vec<(&'static str, DType)>,
+    /// Inputs bound a second time as `array<vec4<u32>>` (after the
+    /// inputs): 16-byte loads of 4-aligned runs.
+    pub vec4_views: Vec<&'static str>,
     /// The output binding `out` (the binding after the inputs), if any.
     pub out: Option<DType>,
     /// A read-write `array<atomic<u32>>` binding after `out`, if any.
@@ -43,7 +46,16 @@ pub struct KernelSpec {
 
 impl KernelSpec {
     pub fn new(file: &'static str) -> Self {
-        KernelSpec { file, entry: "main", libs: Vec::new(), inputs: Vec::new(), out: None, scratch: None, defs: Vec::new() }
+        KernelSpec {
+            file,
+            entry: "main",
+            libs: Vec::new(),
+            inputs: Vec::new(),
+            vec4_views: Vec::new(),
+            out: None,
+            scratch: None,
+            defs: Vec::new(),
+        }
     }
     /// An elementwise kernel: `file` defines `element(i, acc)` and map.wgsl
     /// the entry point; `init` is how each output word starts.
@@ -62,6 +74,10 @@ impl KernelSpec {
         self.inputs.push((name, dtype));
         self
     }
+    pub fn vec4_view(mut self, name: &'static str) -> Self {
+        self.vec4_views.push(name);
+        self
+    }
     pub fn out(mut self, dtype: DType) -> Self {
         self.out = Some(dtype);
         self
@@ -76,13 +92,16 @@ impl KernelSpec {
     }
 
     fn key(&self) -> String {
-        format!("{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}", self.file, self.entry, self.libs, self.inputs, self.out, self.scratch, self.defs)
+        format!(
+            "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+            self.file, self.entry, self.libs, self.inputs, self.vec4_views, self.out, self.scratch, self.defs
+        )
     }
 
     /// The complete WGSL: common definitions, bindings, accessors, kernel.
     /// Whether each binding (params first) is read-only.
     fn bindings(&self) -> Vec<bool> {
-        let mut b = vec![true; 1 + self.inputs.len()];
+        let mut b = vec![true; 1 + self.inputs.len() + self.vec4_views.len()];
         b.extend(self.out.map(|_| false));
         b.extend(self.scratch.map(|_| false));
         b
@@ -99,6 +118,10 @@ impl KernelSpec {
         for (name, dtype) in &self.inputs {
             src.push_str(&format!("@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n"));
             src.push_str(&input_accessors(name, *dtype));
+            binding += 1;
+        }
+        for name in &self.vec4_views {
+            src.push_str(&format!("@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<u32>>;\n"));
             binding += 1;
         }
         if let Some(dtype) = self.out {

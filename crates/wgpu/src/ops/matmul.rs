@@ -5,7 +5,7 @@ use crate::backend::WgpuBackend;
 use crate::gpu::KernelSpec;
 use crate::params::{merge_dims, Params};
 use crate::storage::storage;
-use tessera_tensor::{Error, Result, StorageRef, View};
+use tessera_tensor::{DType, Error, Result, StorageRef, View};
 
 /// Rows and columns of C per workgroup (TM, TN in matmul.wgsl).
 const TILE: usize = 64;
@@ -48,8 +48,22 @@ impl WgpuBackend {
                     ),
                 });
             }
-            let spec = KernelSpec::new("matmul").input("a", dtype).input("b", dtype).out(acc_dtype);
-            let bufs = [storage(&lhs)?.buffer(), storage(&rhs)?.buffer(), self.buffer_of(&out)?];
+            // 16-byte loads where every row a tile reads starts 4-aligned.
+            let aligned = |offset: usize, batch: &[usize], row: usize, len: usize| {
+                dtype == DType::F32 && offset % 4 == 0 && row % 4 == 0 && len % 4 == 0 && batch.iter().all(|s| s % 4 == 0)
+            };
+            let vec_a = la[r - 1] == 1 && aligned(lhs.layout.offset(), &la[..r - 2], la[r - 2], k);
+            let vec_b = lb[r - 1] == 1 && aligned(rhs.layout.offset(), &lb[..r - 2], lb[r - 2], n);
+            let (a, b) = (storage(&lhs)?.buffer(), storage(&rhs)?.buffer());
+            let spec = KernelSpec::new("matmul")
+                .input("a", dtype)
+                .input("b", dtype)
+                .vec4_view("a4")
+                .vec4_view("b4")
+                .def("VEC_A", u32::from(vec_a))
+                .def("VEC_B", u32::from(vec_b))
+                .out(acc_dtype);
+            let bufs = [a, b, a, b, self.buffer_of(&out)?];
             self.gpu.launch(&spec, params.words(), &bufs, (groups.0 as u32, groups.1 as u32, groups.2 as u32))?;
         }
         self.narrow_to(out, dtype)
