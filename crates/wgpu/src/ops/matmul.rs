@@ -50,7 +50,7 @@ impl WgpuBackend {
             }
             // 16-byte loads where every row a tile reads starts 4-aligned.
             let aligned = |offset: usize, batch: &[usize], row: usize, len: usize| {
-                dtype == DType::F32 && offset % 4 == 0 && row % 4 == 0 && len % 4 == 0 && batch.iter().all(|s| s % 4 == 0)
+                dtype == DType::F32 && [offset, row, len].iter().chain(batch).all(|v| v.is_multiple_of(4))
             };
             let vec_a = la[r - 1] == 1 && aligned(lhs.layout.offset(), &la[..r - 2], la[r - 2], k);
             let vec_b = lb[r - 1] == 1 && aligned(rhs.layout.offset(), &lb[..r - 2], lb[r - 2], n);
