@@ -30,7 +30,7 @@ esac
 build() {
     cargo build --release -p tessera-cuda --example gpu_bench >&2
     local tests
-    tests="$(cargo test --release -p tessera-cuda --test gpu --no-run --message-format=json 2>/dev/null |
+    tests="$(cargo test --release -p tessera-cuda --test gpu --no-run --message-format=json |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
@@ -40,6 +40,10 @@ for l in sys.stdin:
     mkdir -p "$1"
     cp "$tests" "$1/gpu-tests"
     cp target/release/examples/gpu_bench "$1/gpu_bench"
+    # Without debug info the pair stays small enough to carry to a GPU machine.
+    if command -v strip >/dev/null 2>&1; then
+        strip "$1/gpu-tests" "$1/gpu_bench"
+    fi
 }
 
 if [ "$mode" = bundle ]; then

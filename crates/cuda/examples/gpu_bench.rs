@@ -54,7 +54,14 @@ fn report(case: &str, fields: &str, ms: f64) {
     println!("{{\"case\": \"{case}\", {fields}, \"ms\": {ms:.6}}}");
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     tessera_cuda::register();
     let filter = std::env::args().nth(1).unwrap_or_default();
     let dev = Device::parse("cuda:0")?;
