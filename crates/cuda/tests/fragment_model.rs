@@ -74,6 +74,16 @@ fn mma(d: &mut [[f64; 4]; 32], a: &[[Reg; 4]; 32], b: &[[Reg; 2]; 32]) {
     }
 }
 
+/// Every accumulator of a row of m16n8 tiles: (tile, row in the tile,
+/// column in the tile, value), rows lane/4 (+8), columns 2*(lane%4) (+1).
+fn accumulators(tiles: &[[[f64; 4]; 32]]) -> impl Iterator<Item = (usize, usize, usize, f64)> + '_ {
+    tiles.iter().enumerate().flat_map(|(t, lanes)| {
+        lanes.iter().enumerate().flat_map(move |(lane, regs)| {
+            regs.iter().enumerate().map(move |(e, &v)| (t, (lane >> 2) + (e >> 1) * 8, (lane & 3) * 2 + (e & 1), v))
+        })
+    })
+}
+
 /// Deterministic small integers.
 fn value(i: usize, j: usize, salt: usize) -> f64 {
     (((i * 31 + j * 17 + salt * 7) % 13) as f64) - 6.0
@@ -165,27 +175,22 @@ fn check_gemm_tile(bm: usize, bn: usize, warps_m: usize, warps_n: usize, a_kmajo
                     ldmatrix_x4(&sb, &addr, !b_kmajor)
                 })
                 .collect();
-            for i in 0..mt {
-                for j in 0..nt {
+            for (acc_i, af_i) in acc.iter_mut().zip(&af) {
+                for (j, acc_ij) in acc_i.iter_mut().enumerate() {
                     let regs: [[Reg; 2]; 32] = std::array::from_fn(|t| {
                         let r = &bf[j >> 1][t];
                         [r[(j & 1) * 2], r[(j & 1) * 2 + 1]]
                     });
-                    mma(&mut acc[i][j], &af[i], &regs);
+                    mma(acc_ij, af_i, &regs);
                 }
             }
         }
         // The epilogue's mapping: rows lane/4 (+8), columns 2*(lane%4) (+1).
-        for i in 0..mt {
-            for j in 0..nt {
-                for lane in 0..32 {
-                    for e in 0..4 {
-                        let row = wm + i * 16 + (lane >> 2) + (e / 2) * 8;
-                        let col = wn + j * 8 + (lane & 3) * 2 + e % 2;
-                        let want: f64 = (0..32).map(|k| a(row, k) * b(k, col)).sum();
-                        assert_eq!(acc[i][j][lane][e], want, "{what}: C[{row}][{col}]");
-                    }
-                }
+        for (i, acc_i) in acc.iter().enumerate() {
+            for (j, r, c, got) in accumulators(acc_i) {
+                let (row, col) = (wm + i * 16 + r, wn + j * 8 + c);
+                let want: f64 = (0..32).map(|k| a(row, k) * b(k, col)).sum();
+                assert_eq!(got, want, "{what}: C[{row}][{col}]");
             }
         }
     }
@@ -252,14 +257,10 @@ fn check_attention_warp(head_dim: usize) {
             mma(&mut s[2 * np + 1], &a, &std::array::from_fn(|t| [bf[t][2], bf[t][3]]));
         }
     }
-    for (t, st) in s.iter().enumerate() {
-        for lane in 0..32 {
-            for e in 0..4 {
-                let (i, j) = (warp * 16 + (lane >> 2) + (e >> 1) * 8, t * 8 + (lane & 3) * 2 + (e & 1));
-                let want: f64 = (0..head_dim).map(|d| q(i, d) * k(j, d)).sum();
-                assert_eq!(st[lane][e], want, "{what}: S[{i}][{j}]");
-            }
-        }
+    for (t, r, c, got) in accumulators(&s) {
+        let (i, j) = (warp * 16 + r, t * 8 + c);
+        let want: f64 = (0..head_dim).map(|d| q(i, d) * k(j, d)).sum();
+        assert_eq!(got, want, "{what}: S[{i}][{j}]");
     }
     // O = P V with P taken from the S accumulators.
     let mut o = vec![[[0.0; 4]; 32]; head_dim / 8];
@@ -281,14 +282,10 @@ fn check_attention_warp(head_dim: usize) {
             mma(&mut o[2 * dp + 1], &a, &std::array::from_fn(|t| [bf[t][2], bf[t][3]]));
         }
     }
-    for (d8, od) in o.iter().enumerate() {
-        for lane in 0..32 {
-            for e in 0..4 {
-                let (i, c) = (warp * 16 + (lane >> 2) + (e >> 1) * 8, d8 * 8 + (lane & 3) * 2 + (e & 1));
-                let want: f64 = (0..64).map(|j| (0..head_dim).map(|d| q(i, d) * k(j, d)).sum::<f64>() * v(j, c)).sum();
-                assert_eq!(od[lane][e], want, "{what}: O[{i}][{c}]");
-            }
-        }
+    for (d8, r, cc, got) in accumulators(&o) {
+        let (i, c) = (warp * 16 + r, d8 * 8 + cc);
+        let want: f64 = (0..64).map(|j| (0..head_dim).map(|d| q(i, d) * k(j, d)).sum::<f64>() * v(j, c)).sum();
+        assert_eq!(got, want, "{what}: O[{i}][{c}]");
     }
 }
 
