@@ -44,12 +44,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let col0 = wid.x * TN;
     let tr = lid3.y * 4u;
     let tc = lid3.x * 4u;
-    var acc: array<array<f32, 4>, 4>;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            acc[i][j] = 0.0;
-        }
-    }
+    // The 4 x 4 block as four row vectors: registers on every compiler.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < k; k0 = k0 + BK) {
         // 256 invocations stage 64 x 16 elements of A and 16 x 64 of B:
         // four each, as one vec4 or four scalars.
@@ -101,17 +100,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            var ar: array<f32, 4>;
-            var br: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                ar[i] = sa[kk][tr + i];
-                br[i] = sb[kk][tc + i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i][j] = fma(ar[i], br[j], acc[i][j]);
-                }
-            }
+            let ar = vec4<f32>(sa[kk][tr], sa[kk][tr + 1u], sa[kk][tr + 2u], sa[kk][tr + 3u]);
+            let br = vec4<f32>(sb[kk][tc], sb[kk][tc + 1u], sb[kk][tc + 2u], sb[kk][tc + 3u]);
+            acc0 = fma(vec4<f32>(ar.x), br, acc0);
+            acc1 = fma(vec4<f32>(ar.y), br, acc1);
+            acc2 = fma(vec4<f32>(ar.z), br, acc2);
+            acc3 = fma(vec4<f32>(ar.w), br, acc3);
         }
         workgroupBarrier();
     }
@@ -119,11 +113,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     var unused = 0u;
     for (var i = 0u; i < 4u; i = i + 1u) {
         let r = row0 + tr + i;
+        var row: vec4<f32>;
+        switch i {
+            case 0u: { row = acc0; }
+            case 1u: { row = acc1; }
+            case 2u: { row = acc2; }
+            default: { row = acc3; }
+        }
         if (r < m) {
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let c = col0 + tc + j;
                 if (c < n) {
-                    out_put_f(c_base + r * n + c, acc[i][j], &unused);
+                    out_put_f(c_base + r * n + c, row[j], &unused);
                 }
             }
         }
