@@ -36,9 +36,10 @@ struct Operand {
     _packed: Option<CudaStorage>,
 }
 
-/// An `rows x k` operand (the view's last two dims are (rows, k) when
-/// `k_last`, else (k, rows)) ready for cp.async: in place when its layout
-/// allows, else packed k-major with k padded to a multiple of 8.
+/// A `rows x k` operand (the view's last two dims are (rows, k), or
+/// (k, rows) when `rows_dim_last`) ready for cp.async: in place when its
+/// layout allows (any leading stride, 0 for broadcast rows included), else
+/// packed k-major with k padded to a multiple of 8.
 fn tc_operand(cx: &Ctx, v: View, rows_dim_last: bool) -> Result<Operand> {
     let r = v.layout.rank();
     let st = v.layout.strides();
@@ -49,10 +50,10 @@ fn tc_operand(cx: &Ctx, v: View, rows_dim_last: bool) -> Result<Operand> {
     let batch_ok = st[..r - 2].iter().zip(&shape[..r - 2]).all(|(&s, &d)| d == 1 || s % 8 == 0);
     let aligned = v.layout.offset().is_multiple_of(8) && batch_ok;
     if aligned && s_k == 1 && k % 8 == 0 && (s_rows % 8 == 0 || rows == 1) {
-        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_rows.max(8), kmajor: true, batch_strides: st[..r - 2].to_vec(), _packed: None });
+        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_rows, kmajor: true, batch_strides: st[..r - 2].to_vec(), _packed: None });
     }
     if aligned && s_rows == 1 && rows % 8 == 0 && (s_k % 8 == 0 || k == 1) {
-        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_k.max(8), kmajor: false, batch_strides: st[..r - 2].to_vec(), _packed: None });
+        return Ok(Operand { ptr: view_ptr(&v)?, ld: s_k, kmajor: false, batch_strides: st[..r - 2].to_vec(), _packed: None });
     }
     // Pack as [batch..., rows, k_pad].
     let kpad = k.div_ceil(8) * 8;
