@@ -31,6 +31,12 @@ impl WgpuBackend {
         &self.gpu.adapter
     }
 
+    /// Whether the adapter is a software rasteriser running on the CPU
+    /// (lavapipe/llvmpipe, WARP, SwiftShader): correct, not fast.
+    pub fn is_software(&self) -> bool {
+        self.gpu.adapter.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Whether the adapter has `feature`.
     pub fn has_feature(&self, feature: wgpu::Features) -> bool {
         self.gpu.features.contains(feature)
