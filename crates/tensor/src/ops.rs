@@ -262,6 +262,21 @@ impl Tensor {
         }
         let a = if self.rank() == 1 { self.unsqueeze(0)? } else { self.clone() };
         let b = if rhs.rank() == 1 { rhs.unsqueeze(1)? } else { rhs.clone() };
+        if a.rank() > 2 && b.rank() == 2 && rhs.rank() == 2 {
+            // A batch of products with one shared matrix (`x @ W^T` of a
+            // layer) is one taller product when the batch dims fold into
+            // the rows without a copy: the backend then prepares the shared
+            // operand once instead of once per batch entry.
+            let (m, k) = (a.dims()[a.rank() - 2], a.dims()[a.rank() - 1]);
+            let rows = a.dims()[..a.rank() - 1].iter().product::<usize>();
+            if let Some(folded) = a.layout().reshape(&[rows, k]) {
+                if k == b.dims()[0] {
+                    let mut shape = a.dims()[..a.rank() - 2].to_vec();
+                    shape.extend([m, b.dims()[1]]);
+                    return a.with_layout(folded).matmul(&b)?.reshape(shape);
+                }
+            }
+        }
         let (ad, bd) = (a.dims(), b.dims());
         let (m, k) = (ad[ad.len() - 2], ad[ad.len() - 1]);
         let (k2, n) = (bd[bd.len() - 2], bd[bd.len() - 1]);

@@ -109,15 +109,21 @@ fn pack<T: GemmElem>(m: &Strided<T>, q0: usize, count: usize, p0: usize, kc: usi
     let (qs, ps) = if transposed { (m.cs, m.rs) } else { (m.rs, m.cs) };
     let start = |q: usize, p: usize| m.off + (q0 + q) * qs + (p0 + p) * ps;
     if ps == 1 && count == width && width <= 16 {
-        // Full panel of lines contiguous along k: read all lines together and
-        // write the panel front to back.
-        let mut lines: [&[T]; 16] = [&[]; 16];
-        for (q, line) in lines.iter_mut().enumerate().take(count) {
-            *line = &m.data[start(q, 0)..start(q, 0) + kc];
-        }
-        for (p, out) in dst.chunks_exact_mut(width).take(kc).enumerate() {
-            for (o, line) in out.iter_mut().zip(&lines) {
-                *o = line[p].to_f32();
+        // Full panel of lines contiguous along k (a transposed weight): copy
+        // 16 k steps of one line at a time, so each cache line of a line is
+        // read whole before the next line is touched. Lines whose stride is a
+        // multiple of 4 KiB share L1 sets; reading them one element per line
+        // in turn (16 lines live at once) thrashes those sets.
+        const STEP: usize = 16;
+        let panel = &mut dst[..kc * width];
+        for (block, out) in panel.chunks_mut(STEP * width).enumerate() {
+            let p = block * STEP;
+            let steps = out.len() / width;
+            for q in 0..count {
+                let line = &m.data[start(q, p)..start(q, p) + steps];
+                for (o, &v) in out.iter_mut().skip(q).step_by(width).zip(line) {
+                    *o = v.to_f32();
+                }
             }
         }
     } else if ps == 1 {
