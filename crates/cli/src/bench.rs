@@ -62,6 +62,16 @@ pub struct BenchResult {
     pub best: Duration,
     pub gflops: f64,
     pub gbps: f64,
+    /// Device time per run by kernel (seconds), where the device has
+    /// kernel timers (`Backend::set_kernel_timing`).
+    pub kernels: Vec<(String, f64)>,
+}
+
+impl BenchResult {
+    /// Total device time per run, where measured.
+    pub fn device_time(&self) -> Option<f64> {
+        (!self.kernels.is_empty()).then(|| self.kernels.iter().map(|k| k.1).sum())
+    }
 }
 
 /// How long to spend per case.
@@ -452,34 +462,62 @@ pub fn run_case(case: &BenchCase, device: &Device, opts: &BenchOptions) -> std::
     let out = (case.run)(&sets[0]).map_err(err)?;
     (case.check)(&sets[0], &out).map_err(|e| format!("{} {}: {e}", case.op, case.shape))?;
     drop(out);
-    for w in 0..opts.warmup {
-        (case.run)(&sets[w % 2]).map_err(err)?;
-    }
-    device.synchronize().map_err(err)?;
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < opts.min_iters || (times.len() < opts.max_iters && start.elapsed() < opts.budget) {
-        let inputs = &sets[times.len() % 2];
-        let t0 = Instant::now();
-        let out = (case.run)(inputs).map_err(err)?;
-        device.synchronize().map_err(err)?;
-        times.push(t0.elapsed());
-        drop(out);
-    }
-    times.sort();
-    let median = times[times.len() / 2];
-    let secs = median.as_secs_f64().max(1e-12);
+    let timed = device.backend().set_kernel_timing(true);
+    device.backend().take_kernel_times();
+    let timing = time_runs(device, opts, |i| (case.run)(&sets[i % 2]).map(drop));
+    let runs = (opts.warmup + timing.as_ref().map_or(0, |t| t.iters)).max(1) as f64;
+    let kernels: Vec<(String, f64)> = if timed {
+        device.backend().set_kernel_timing(false);
+        device.backend().take_kernel_times().into_iter().map(|(name, secs, _)| (name, secs / runs)).collect()
+    } else {
+        Vec::new()
+    };
+    let timing = timing.map_err(err)?;
+    let secs = timing.median.as_secs_f64().max(1e-12);
     Ok(BenchResult {
         op: case.op.clone(),
         shape: case.shape.clone(),
         dtype: case.dtype,
         work: case.work,
-        iters: times.len(),
-        median,
-        best: times[0],
+        iters: timing.iters,
+        median: timing.median,
+        best: timing.best,
         gflops: case.flops / secs / 1e9,
         gbps: case.bytes / secs / 1e9,
+        kernels,
     })
+}
+
+/// Run times of one piece of work.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub iters: usize,
+    pub median: Duration,
+    pub best: Duration,
+}
+
+/// Warms up, then times `run(i)` (i counts the runs from 0) from launch to
+/// `synchronize()`: at least `min_iters` runs, then more until `max_iters`
+/// or the time budget is spent.
+pub fn time_runs<E: From<tessera_tensor::Error>>(
+    device: &Device,
+    opts: &BenchOptions,
+    mut run: impl FnMut(usize) -> std::result::Result<(), E>,
+) -> std::result::Result<Timing, E> {
+    for w in 0..opts.warmup {
+        run(w)?;
+    }
+    device.synchronize()?;
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < opts.min_iters || (times.len() < opts.max_iters && start.elapsed() < opts.budget) {
+        let t0 = Instant::now();
+        run(times.len())?;
+        device.synchronize()?;
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    Ok(Timing { iters: times.len(), median: times[times.len() / 2], best: times[0] })
 }
 
 /// A plain-text table of results.
@@ -504,6 +542,11 @@ pub fn format_table(device: &Device, results: &[BenchResult]) -> String {
             r.gflops,
             r.gbps
         );
+        // Device time per kernel, from the device's timestamp queries.
+        if let Some(total) = r.device_time() {
+            let parts: Vec<String> = r.kernels.iter().map(|(k, t)| format!("{k} {:.3}", t * 1e3)).collect();
+            let _ = writeln!(s, "{:<20} device time {:.3} ms per run: {}", "", total * 1e3, parts.join(", "));
+        }
     }
     s
 }
@@ -541,6 +584,11 @@ pub fn result_json(r: &BenchResult) -> String {
         ("gflops", json!(r.gflops)),
         ("gbps", json!(r.gbps)),
     ]);
+    if let Some(t) = r.device_time() {
+        fields.push(("device_ms", json!(t * 1e3)));
+        let kernels: serde_json::Map<String, Value> = r.kernels.iter().map(|(k, t)| (k.clone(), json!(t * 1e3))).collect();
+        fields.push(("kernels_ms", Value::Object(kernels)));
+    }
     json_line(&fields)
 }
 

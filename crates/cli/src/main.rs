@@ -33,6 +33,8 @@ enum Command {
     Info,
     /// Time the core ops on a device: time, GFLOP/s and GB/s per op.
     Bench(BenchArgs),
+    /// CLIP: zero-shot classification, embeddings, benchmark.
+    Clip(tessera_cli::clip::ClipArgs),
 }
 
 #[derive(Args)]
@@ -60,6 +62,8 @@ struct BenchArgs {
 fn main() -> ExitCode {
     #[cfg(feature = "cuda")]
     tessera_cuda::register();
+    #[cfg(feature = "wgpu")]
+    tessera_wgpu::register();
     let cli = Cli::parse();
     match cli.command {
         Command::Info => {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Bench(args) => bench(&args),
+        Command::Clip(args) => tessera_cli::clip::run(&args),
     }
 }
 

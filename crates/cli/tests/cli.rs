@@ -52,3 +52,17 @@ fn peers_suite_prints_json_lines() {
     }
     assert!(lines.iter().any(|v| v["dtype"] == "bf16") && lines.iter().any(|v| v["dtype"] == "f32"), "{out}");
 }
+
+#[test]
+fn clip_without_a_checkpoint_is_a_clear_error() {
+    let dir = std::env::temp_dir();
+    let file = dir.join("tessera-cli-test-not-a-checkpoint.txt");
+    std::fs::write(&file, "not a model").unwrap();
+    let (ok, _, err) = tessera(&["clip", "classify", "--model", file.to_str().unwrap(), "--image", "x.png", "--labels", "a cat"]);
+    assert!(!ok);
+    assert!(err.contains("x.png"), "the missing image is reported first: {err}");
+    let (ok, _, err) = tessera(&["clip", "embed", "--model", file.to_str().unwrap(), "--text", "a cat"]);
+    assert!(!ok);
+    assert!(err.contains("is a file"), "{err}");
+    let _ = std::fs::remove_file(file);
+}
