@@ -31,7 +31,6 @@ fastest median (this machine's speed drifts between minutes).
 
     .venv/bin/python benches/compare_clip.py [--threads T] [--rounds N] [--budget-ms MS] [--dtype f32] [--build] [--json OUT]
 
-benches/compare_clip.sh sets up the environment (.venv) and runs this.
 """
 
 from __future__ import annotations
