@@ -50,7 +50,6 @@ pub fn merge_dims(shape: &[usize], operands: &[(usize, &[usize])]) -> (Vec<usize
 #[derive(Clone, Debug)]
 pub struct Params {
     words: Vec<u32>,
-    rank: usize,
 }
 
 fn word(op: &'static str, v: usize) -> Result<u32> {
@@ -79,7 +78,7 @@ impl Params {
                 words[base + 1 + i] = word(op, s)?;
             }
         }
-        Ok(Params { words, rank: shape.len() })
+        Ok(Params { words })
     }
 
     /// Elementwise params over views that all have `shape` (broadcast by
@@ -99,10 +98,6 @@ impl Params {
 
     pub fn extra_f32(self, k: usize, v: f32) -> Self {
         self.extra(k, v.to_bits())
-    }
-
-    pub fn rank(&self) -> usize {
-        self.rank
     }
 
     pub fn words(&self) -> &[u32] {

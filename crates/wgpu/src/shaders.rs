@@ -23,11 +23,6 @@ const SOURCES: &[(&str, &str)] = &[
     ("attention", include_str!("../../../shaders/attention.wgsl")),
 ];
 
-/// Every kernel file name.
-pub fn names() -> impl Iterator<Item = &'static str> {
-    SOURCES.iter().map(|(n, _)| *n)
-}
-
 /// The source of `shaders/<name>.wgsl`.
 pub fn load(name: &str) -> Result<String> {
     if let Ok(dir) = std::env::var("TESSERA_WGPU_SHADER_DIR") {
