@@ -92,8 +92,7 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
         let mut l = vec![0.0f32; width];
         let mut ot = vec![0.0f32; dv * width]; // O^T, row stride `width`
         let mut st = vec![0.0f32; KB.min(tk) * width]; // S^T / P^T in B-panel layout
-        let mut tmax = vec![0.0f32; nr];
-        let mut safe = vec![0.0f32; nr];
+        let mut alpha = vec![0.0f32; nr]; // rescale factors of a panel's lanes
         for (tile, j0) in (0..visible).step_by(KB).enumerate() {
             let kb = KB.min(tk - j0);
             let st = &mut st[..kb * width];
@@ -118,28 +117,8 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
                     }
                 }
                 // Online softmax down the key rows, queries in lanes.
-                let (mp, lp) = (&mut m[jp * nr..(jp + 1) * nr], &mut l[jp * nr..(jp + 1) * nr]);
-                tmax.copy_from_slice(mp);
-                for row in panel.chunks(nr) {
-                    for (t, &x) in tmax.iter_mut().zip(row) {
-                        *t = if x > *t || x.is_nan() { x } else { *t };
-                    }
-                }
-                // A lane with nothing visible yet shifts by 0: its P is exp(-inf) = 0.
-                for (sf, &t) in safe.iter_mut().zip(tmax.iter()) {
-                    *sf = if t == f32::NEG_INFINITY { 0.0 } else { t };
-                }
-                let mut alpha = mp.to_vec();
-                vecmath::exp_sub(&mut alpha, &safe);
-                let mut sums = vec![0.0f32; nr];
-                for row in panel.chunks_mut(nr) {
-                    vecmath::exp_sub(row, &safe);
-                    sums.iter_mut().zip(row.iter()).for_each(|(s, &x)| *s += x);
-                }
-                for ((lv, &a), &s) in lp.iter_mut().zip(&alpha).zip(&sums) {
-                    *lv = *lv * a + s;
-                }
-                mp.copy_from_slice(&tmax);
+                let lanes = jp * nr..(jp + 1) * nr;
+                vecmath::online_softmax_step(panel, &mut m[lanes.clone()], &mut l[lanes], &mut alpha);
                 for orow in ot.chunks_mut(width) {
                     for (o, &a) in orow[jp * nr..(jp + 1) * nr].iter_mut().zip(&alpha) {
                         *o *= a;

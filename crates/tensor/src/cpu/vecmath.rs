@@ -22,6 +22,9 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 const EXP_HI: f32 = 88.722_84;
 const EXP_LO: f32 = -103.972_08;
+/// Below this, [`avx2::exp8_nonpositive`] returns 0 (`e^-87 > 2^-126`).
+#[cfg(target_arch = "x86_64")]
+const SOFTMAX_EXP_FLOOR: f32 = -87.0;
 const P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
 
 /// `2^n` for integral `n` in `[-126, 127]`, by building the exponent field.
@@ -159,6 +162,49 @@ pub fn exp_sub(x: &mut [f32], shift: &[f32]) {
     }
 }
 
+/// One key tile of the online softmax, with queries in lanes: `tile` holds
+/// rows of `m.len()` scores (one lane per query). Per lane, the running max
+/// `m` becomes `max(m, column max)` (NaN if any score is NaN), the scores
+/// become `P = exp(S - m_new)` in place, `alpha = exp(m_old - m_new)` is the
+/// factor for what was accumulated before, and the running sum becomes
+/// `l = l * alpha + sum(P)`. A lane that has seen only `-inf` shifts by 0, so
+/// its `P` and `l` stay 0. The SIMD path flushes weights below `e^-87`
+/// (relative to the lane's maximum) to 0.
+pub fn online_softmax_step(tile: &mut [f32], m: &mut [f32], l: &mut [f32], alpha: &mut [f32]) {
+    let width = m.len();
+    assert!(
+        l.len() == width && alpha.len() == width && width > 0 && tile.len().is_multiple_of(width),
+        "online_softmax_step: lane counts differ"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if width.is_multiple_of(8) && avx2::available() {
+        // SAFETY: AVX2 and FMA were detected; the lengths were checked.
+        unsafe { avx2::online_softmax_step(tile, m, l, alpha) };
+        return;
+    }
+    let mut new_max = m.to_vec();
+    for row in tile.chunks(width) {
+        for (t, &x) in new_max.iter_mut().zip(row) {
+            if !t.is_nan() && (x > *t || x.is_nan()) {
+                *t = x;
+            }
+        }
+    }
+    let shift: Vec<f32> = new_max.iter().map(|&t| if t == f32::NEG_INFINITY { 0.0 } else { t }).collect();
+    let mut sums = vec![0.0f32; width];
+    for row in tile.chunks_mut(width) {
+        for ((x, &s), sum) in row.iter_mut().zip(&shift).zip(sums.iter_mut()) {
+            *x = exp(*x - s);
+            *sum += *x;
+        }
+    }
+    for i in 0..width {
+        alpha[i] = exp(m[i] - shift[i]);
+        l[i] = l[i] * alpha[i] + sums[i];
+        m[i] = new_max[i];
+    }
+}
+
 /// The largest element (NaN if any element is NaN), `-inf` for an empty slice.
 pub fn max(x: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
@@ -249,6 +295,31 @@ mod avx2 {
         // Exactly 0 below half the smallest subnormal (so exp(-inf) = 0).
         let y = _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, _mm256_set1_ps(EXP_LO)), y);
         _mm256_blendv_ps(y, x, nan)
+    }
+
+    /// exp for the shifted scores of a softmax: `x <= 0`, `-inf` or NaN.
+    /// The same reduction and polynomial as [`exp8`], but with a single
+    /// exponent-field scaling: results below `e^-87` (the normal range's
+    /// floor, a relative weight under 2e-38 next to the row's maximum) are
+    /// flushed to exactly 0, and overflow cannot occur. NaN propagates
+    /// (`max_ps` returns its second operand when either is NaN).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp8_nonpositive(x: __m256) -> __m256 {
+        let floor = _mm256_set1_ps(SOFTMAX_EXP_FLOOR);
+        let xc = _mm256_max_ps(floor, x);
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(xc, _mm256_set1_ps(LOG2E)));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+        let mut p = _mm256_set1_ps(P[0]);
+        for &c in &P[1..] {
+            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+        }
+        let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        // n >= -126, and n = -126 only with r > 0.3 (e > 1): adding n to e's
+        // exponent field stays in the normal range.
+        let scaled = _mm256_add_epi32(_mm256_castps_si256(e), _mm256_slli_epi32::<23>(_mm256_cvtps_epi32(n)));
+        _mm256_andnot_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(x, floor), _mm256_castsi256_ps(scaled))
     }
 
     #[inline]
@@ -384,6 +455,74 @@ mod avx2 {
     }
 
     /// # Safety
+    /// AVX2 and FMA are available; `m`, `l` and `alpha` have the same length,
+    /// a multiple of 8, and `tile` is whole rows of it.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn online_softmax_step(tile: &mut [f32], m: &mut [f32], l: &mut [f32], alpha: &mut [f32]) {
+        let width = m.len();
+        let mut c0 = 0;
+        while c0 + 16 <= width {
+            online_softmax_lanes::<2>(tile, width, c0, m, l, alpha);
+            c0 += 16;
+        }
+        if c0 < width {
+            online_softmax_lanes::<1>(tile, width, c0, m, l, alpha);
+        }
+    }
+
+    /// [`online_softmax_step`] on lanes `c0..c0 + 8G` (rows of `width`),
+    /// with the lane state in registers.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn online_softmax_lanes<const G: usize>(
+        tile: &mut [f32],
+        width: usize,
+        c0: usize,
+        m: &mut [f32],
+        l: &mut [f32],
+        alpha: &mut [f32],
+    ) {
+        let rows = tile.len() / width;
+        let ptr = tile.as_mut_ptr();
+        let mut mx = [_mm256_setzero_ps(); G];
+        let mut nan = [_mm256_setzero_ps(); G];
+        for g in 0..G {
+            mx[g] = _mm256_loadu_ps(m.as_ptr().add(c0 + 8 * g));
+            nan[g] = _mm256_cmp_ps::<_CMP_UNORD_Q>(mx[g], mx[g]);
+        }
+        for r in 0..rows {
+            for g in 0..G {
+                let x = _mm256_loadu_ps(ptr.add(r * width + c0 + 8 * g));
+                nan[g] = _mm256_or_ps(nan[g], _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x));
+                mx[g] = _mm256_max_ps(mx[g], x);
+            }
+        }
+        let mut shift = [_mm256_setzero_ps(); G];
+        for g in 0..G {
+            mx[g] = _mm256_blendv_ps(mx[g], _mm256_set1_ps(f32::NAN), nan[g]);
+            let unseen = _mm256_cmp_ps::<_CMP_EQ_OQ>(mx[g], _mm256_set1_ps(f32::NEG_INFINITY));
+            shift[g] = _mm256_andnot_ps(unseen, mx[g]);
+        }
+        let mut sum = [_mm256_setzero_ps(); G];
+        for r in 0..rows {
+            for g in 0..G {
+                let at = ptr.add(r * width + c0 + 8 * g);
+                let p = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(at), shift[g]));
+                _mm256_storeu_ps(at, p);
+                sum[g] = _mm256_add_ps(sum[g], p);
+            }
+        }
+        for g in 0..G {
+            let at = c0 + 8 * g;
+            let a = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(m.as_ptr().add(at)), shift[g]));
+            _mm256_storeu_ps(alpha.as_mut_ptr().add(at), a);
+            let lv = _mm256_fmadd_ps(_mm256_loadu_ps(l.as_ptr().add(at)), a, sum[g]);
+            _mm256_storeu_ps(l.as_mut_ptr().add(at), lv);
+            _mm256_storeu_ps(m.as_mut_ptr().add(at), mx[g]);
+        }
+    }
+
+    /// # Safety
     /// AVX2 and FMA are available.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn exp_shifted_sum(x: &mut [f32], shift: f32) -> f32 {
@@ -488,5 +627,86 @@ mod tests {
         assert_eq!(max(&x), x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
         assert!(max(&[1.0, f32::NAN, 2.0]).is_nan());
         assert_eq!(max(&[]), f32::NEG_INFINITY);
+    }
+
+    /// Two tiles of the online softmax against the softmax of both tiles at
+    /// once, in f64, on widths the SIMD path takes (8, 16, 24) and one it
+    /// does not (5); with lanes that see only -inf in the first tile or in
+    /// both, and a NaN lane.
+    #[test]
+    fn online_softmax_steps_equal_the_softmax() {
+        let nan_lane = |width: usize| if width > 6 { 6 } else { width - 1 };
+        for width in [5usize, 8, 16, 24] {
+            let rows = 7;
+            let score = |t: usize, r: usize, c: usize| -> f32 {
+                match c % 4 {
+                    1 if t == 0 => f32::NEG_INFINITY, // nothing visible in the first tile
+                    3 if c == 3 => f32::NEG_INFINITY, // never anything visible
+                    _ => ((t * 31 + r * 7 + c * 3) as f32 * 0.71).sin() * 9.0 + t as f32 * 4.0,
+                }
+            };
+            let (mut m, mut l, mut alpha) = (vec![f32::NEG_INFINITY; width], vec![0.0f32; width], vec![0.0f32; width]);
+            let mut acc = vec![0.0f64; width]; // sum of P * value, value = row index + 1
+            for t in 0..2 {
+                let mut tile: Vec<f32> = (0..rows * width).map(|i| score(t, i / width, i % width)).collect();
+                if t == 1 {
+                    tile[2 * width + nan_lane(width)] = f32::NAN;
+                }
+                online_softmax_step(&mut tile, &mut m, &mut l, &mut alpha);
+                for c in 0..width {
+                    acc[c] =
+                        acc[c] * alpha[c] as f64 + (0..rows).map(|r| tile[r * width + c] as f64 * (t * rows + r + 1) as f64).sum::<f64>();
+                }
+            }
+            for c in 0..width {
+                let all: Vec<f64> = (0..2).flat_map(|t| (0..rows).map(move |r| score(t, r, c) as f64)).collect();
+                if c == nan_lane(width) {
+                    assert!(m[c].is_nan() && l[c].is_nan(), "a NaN score must poison its lane");
+                    continue;
+                }
+                let mx = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                if mx == f64::NEG_INFINITY {
+                    assert_eq!((l[c], acc[c]), (0.0, 0.0), "width {width} lane {c}: nothing visible");
+                    continue;
+                }
+                let z: f64 = all.iter().map(|&x| (x - mx).exp()).sum();
+                let want: f64 = all.iter().enumerate().map(|(i, &x)| (x - mx).exp() * (i + 1) as f64).sum::<f64>() / z;
+                assert_eq!(m[c] as f64, mx, "width {width} lane {c}: max");
+                let got = acc[c] / l[c] as f64;
+                assert!((got - want).abs() < 1e-5 * want.abs(), "width {width} lane {c}: {got} vs {want}");
+            }
+        }
+    }
+
+    /// The softmax exp against the general one on every 256th non-positive
+    /// f32 (and -0, -inf, NaN): equal within 2 ulp above the floor, 0 below.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn softmax_exp_is_accurate_on_non_positive_inputs() {
+        if !avx2::available() {
+            println!("skipping: no AVX2+FMA on this CPU");
+            return;
+        }
+        use std::arch::x86_64::*;
+        let mut xs: Vec<f32> = (0x8000_0000u32..=0xff80_0000).step_by(256).map(f32::from_bits).collect();
+        xs.extend([-0.0, f32::NEG_INFINITY, f32::NAN, SOFTMAX_EXP_FLOOR, -87.336_54]);
+        while !xs.len().is_multiple_of(8) {
+            xs.push(-1.0);
+        }
+        for chunk in xs.chunks(8) {
+            let mut got = [0.0f32; 8];
+            // SAFETY: AVX2 and FMA were detected.
+            unsafe { _mm256_storeu_ps(got.as_mut_ptr(), avx2::exp8_nonpositive(_mm256_loadu_ps(chunk.as_ptr()))) };
+            for (&x, &g) in chunk.iter().zip(&got) {
+                if x.is_nan() {
+                    assert!(g.is_nan(), "exp({x}) = {g}");
+                } else if x < SOFTMAX_EXP_FLOOR {
+                    assert_eq!(g, 0.0, "exp({x})");
+                } else {
+                    let want = (x as f64).exp();
+                    assert!(ulps(g, want) <= 2.0, "exp({x}) = {g}, want {want}");
+                }
+            }
+        }
     }
 }
