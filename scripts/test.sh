@@ -49,6 +49,10 @@ cargo test -p tessera-wgpu "$@" -- --nocapture
 # The fallback of the subgroup reductions (for adapters without subgroups).
 TESSERA_WGPU_SUBGROUPS=0 TESSERA_CONFORMANCE_FILTER=softmax,norm cargo test -p tessera-wgpu --test conformance "$@"
 
+# The CPU backend on aarch64 (the NEON micro-kernel), under qemu-user.
+say "CPU backend on aarch64: unit tests and the conformance suite under qemu"
+./scripts/aarch64-checks.sh
+
 # The CUDA backend: NVRTC compile and ptxas spill checks of every kernel
 # (NVIDIA's wheels in .venv-cuda), and the conformance suite where a GPU is.
 say "CUDA backend: kernel compile checks, spill check, GPU tests"

@@ -216,6 +216,8 @@ fn cpu_model() -> String {
 }
 
 /// SIMD extensions the running CPU has.
+// Which pushes exist depends on the target.
+#[allow(clippy::vec_init_then_push)]
 pub fn simd_features() -> Vec<&'static str> {
     #[allow(unused_mut)]
     let mut f = Vec::new();

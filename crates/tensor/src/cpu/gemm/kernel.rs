@@ -1,5 +1,20 @@
 //! GEMM micro-kernels: `C[0..rows, 0..cols] (+)= Apanel * Bpanel` for one
 //! `MR x NR` tile over a k block of packed operands.
+//!
+//! Each kernel keeps its whole C tile in vector registers for the k block:
+//! per k step it loads one `NR`-wide row of the B panel and multiplies it by
+//! each of the `MR` values of the A panel's k step (broadcast, or a lane of a
+//! loaded A vector on NEON), one FMA per accumulator register.
+//!
+//! | kernel   | tile    | accumulators       | where                              |
+//! |----------|---------|--------------------|------------------------------------|
+//! | AVX-512F | 12 x 32 | 24 zmm             | x86-64 with AVX-512F (run time)    |
+//! | AVX2+FMA | 6 x 16  | 12 ymm             | x86-64 with AVX2 and FMA (run time)|
+//! | NEON     | 8 x 12  | 24 q (4 lanes)     | every aarch64 CPU                  |
+//! | portable | 4 x 8   | autovectorised     | everything else                    |
+
+/// The largest `MR x NR` of any kernel (the edge-tile scratch size).
+const MAX_TILE: usize = 12 * 32;
 
 /// A micro-kernel and its tile size.
 #[derive(Clone, Copy)]
@@ -14,13 +29,27 @@ impl Kernel {
     /// The fastest kernel this CPU runs (detected once).
     pub fn best() -> Kernel {
         static BEST: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Kernel { mr: 6, nr: 16, full: avx2::kernel_6x16 };
+        *BEST.get_or_init(|| Kernel::available()[0])
+    }
+
+    /// Every kernel this CPU runs, fastest first (the portable one last).
+    // Which pushes exist depends on the target.
+    #[allow(clippy::vec_init_then_push)]
+    pub fn available() -> Vec<Kernel> {
+        let mut kernels = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                kernels.push(Kernel { mr: 12, nr: 32, full: avx512::kernel_12x32 });
             }
-            Kernel::portable()
-        })
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                kernels.push(Kernel { mr: 6, nr: 16, full: avx2::kernel_6x16 });
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        kernels.push(Kernel { mr: neon::MR, nr: neon::NR, full: neon::kernel_8x12 });
+        kernels.push(Kernel::portable());
+        kernels
     }
 
     /// The kernel every target has.
@@ -42,7 +71,8 @@ impl Kernel {
             (self.full)(kc, a.as_ptr(), b.as_ptr(), c, ldc, acc);
             return;
         }
-        let mut tile = [0.0f32; 16 * 16];
+        debug_assert!(self.mr * self.nr <= MAX_TILE);
+        let mut tile = [0.0f32; MAX_TILE];
         (self.full)(kc, a.as_ptr(), b.as_ptr(), tile.as_mut_ptr(), self.nr, false);
         for r in 0..rows {
             for j in 0..cols {
@@ -125,16 +155,101 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// 12x32 tile in 24 zmm accumulators; per k step two B loads and twelve
+    /// A broadcasts feed 24 FMAs.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; see [`super::Kernel::run`] for the pointers.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_12x32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+        let mut t = [[_mm512_setzero_ps(); 2]; 12];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm512_loadu_ps(b);
+            let b1 = _mm512_loadu_ps(b.add(16));
+            for (r, row) in t.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r));
+                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
+            }
+            a = a.add(12);
+            b = b.add(32);
+        }
+        for (r, row) in t.iter().enumerate() {
+            let p = c.add(r * ldc);
+            let (mut lo, mut hi) = (row[0], row[1]);
+            if acc {
+                lo = _mm512_add_ps(lo, _mm512_loadu_ps(p));
+                hi = _mm512_add_ps(hi, _mm512_loadu_ps(p.add(16)));
+            }
+            _mm512_storeu_ps(p, lo);
+            _mm512_storeu_ps(p.add(16), hi);
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    pub const MR: usize = 8;
+    pub const NR: usize = 12;
+
+    /// 8x12 tile in 24 q accumulators; per k step three B loads and two A
+    /// loads feed 24 FMAs, each taking its A value from a lane of an A
+    /// register (`fmla v.4s, v.4s, v.s[lane]`), so nothing is broadcast.
+    ///
+    /// # Safety
+    /// See [`super::Kernel::run`] for the pointers (NEON is part of every
+    /// aarch64 target).
+    pub unsafe fn kernel_8x12(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+        let mut t = [[vdupq_n_f32(0.0); 3]; MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let bv = [vld1q_f32(b), vld1q_f32(b.add(4)), vld1q_f32(b.add(8))];
+            let (a0, a1) = (vld1q_f32(a), vld1q_f32(a.add(4)));
+            macro_rules! row {
+                ($r:literal, $av:ident, $lane:literal) => {
+                    for (g, &bg) in bv.iter().enumerate() {
+                        t[$r][g] = vfmaq_laneq_f32::<$lane>(t[$r][g], bg, $av);
+                    }
+                };
+            }
+            row!(0, a0, 0);
+            row!(1, a0, 1);
+            row!(2, a0, 2);
+            row!(3, a0, 3);
+            row!(4, a1, 0);
+            row!(5, a1, 1);
+            row!(6, a1, 2);
+            row!(7, a1, 3);
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+        for (r, row) in t.iter().enumerate() {
+            let p = c.add(r * ldc);
+            for (g, &v) in row.iter().enumerate() {
+                let q = p.add(4 * g);
+                vst1q_f32(q, if acc { vaddq_f32(v, vld1q_f32(q)) } else { v });
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Every kernel against a plain triple loop, full and edge tiles.
+    /// Every kernel this CPU runs against a plain triple loop, full and edge
+    /// tiles.
     #[test]
     fn kernels_match_reference() {
-        let mut kernels = vec![Kernel::portable()];
-        kernels.push(Kernel::best());
-        for k in kernels {
+        for k in Kernel::available() {
+            println!("kernel {}x{}", k.mr, k.nr);
             let kc = 37;
             let a: Vec<f32> = (0..kc * k.mr).map(|i| ((i * 7 % 13) as f32) - 6.0).collect();
             let b: Vec<f32> = (0..kc * k.nr).map(|i| ((i * 5 % 11) as f32) * 0.5 - 2.0).collect();

@@ -18,11 +18,11 @@
 //!   single row task, each task packs its B panels right before use.
 //! - The first k block writes C; later blocks add to it.
 //!
-//! Micro-kernels: AVX2+FMA 6x16 on x86-64 when the CPU has them (detected
-//! once, at run time); otherwise a portable 4x8 kernel written so that the
-//! compiler vectorises it for the target's baseline SIMD (SSE2 on x86-64,
-//! NEON on aarch64). Few-row products (decode) take [`gemv`] instead, which
-//! streams B once without packing.
+//! Micro-kernels (see [`kernel`]): AVX-512F 12x32 or AVX2+FMA 6x16 on x86-64,
+//! whichever the CPU has (detected once, at run time); NEON 8x12 on aarch64;
+//! otherwise a portable 4x8 kernel written so that the compiler vectorises it
+//! for the target's baseline SIMD. Few-row products (decode) take [`gemv`]
+//! instead, which streams B once without packing.
 
 mod gemv;
 mod kernel;
@@ -31,7 +31,9 @@ pub use gemv::{gemv, DotElem};
 use kernel::Kernel;
 use rayon::prelude::*;
 
-/// Depth of a k block: a `KC x 16` f32 B panel is 16 KiB (half of L1).
+/// Depth of a k block: a `KC x 16` f32 B panel is 16 KiB (half of a 32 KiB
+/// L1; the AVX-512 kernel's `KC x 32` panel fills the 48 KiB L1 of the CPUs
+/// that have it to two thirds).
 const KC: usize = 256;
 /// Most row panels per task: 48 AVX2 panels are 288 rows, and their
 /// `288 x KC` slice of A (288 KiB) stays in a 512 KiB L2 while B panels pass.
@@ -188,7 +190,8 @@ pub fn pack_b_block<T: GemmElem>(b: &Strided<T>, n: usize, p0: usize, kc: usize,
     }
 }
 
-/// Columns per packed B panel (16 with AVX2, 8 otherwise).
+/// Columns per packed B panel (32 with AVX-512, 16 with AVX2, 12 with NEON,
+/// 8 otherwise).
 pub fn panel_width() -> usize {
     Kernel::best().nr
 }
