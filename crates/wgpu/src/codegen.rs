@@ -66,6 +66,26 @@ fn decode_float(dtype: DType, h: &str) -> String {
     }
 }
 
+/// Elements of `dtype` in one 16-byte run (a `vec4<u32>` view element),
+/// for the float dtypes kernels read in runs (f32, f16, bf16).
+pub fn run_elements(dtype: DType) -> Option<u32> {
+    match dtype {
+        DType::F32 => Some(4),
+        DType::F16 | DType::BF16 => Some(8),
+        _ => None,
+    }
+}
+
+/// WGSL decoding element `e` of the 16-byte run `w` (a `vec4<u32>`) of
+/// `dtype` to f32; `None` for dtypes without [`run_elements`].
+pub fn run_element(dtype: DType, w: &str, e: &str) -> Option<String> {
+    match dtype {
+        DType::F32 => Some(decode_float(dtype, &format!("{w}[{e}]"))),
+        DType::F16 | DType::BF16 => Some(decode_float(dtype, &format!("(({w}[{e} >> 1u] >> (({e} & 1u) << 4u)) & 0xffffu)"))),
+        _ => None,
+    }
+}
+
 /// Accessors `<name>_b/_f/_i` for an input binding of `dtype`.
 pub fn input_accessors(name: &str, dtype: DType) -> String {
     let mut s = String::new();
@@ -162,5 +182,13 @@ mod tests {
         assert_eq!(words_for(DType::U8, 5), 2);
         assert_eq!(words_for(DType::I64, 3), 6);
         assert_eq!(words_for(DType::F32, 0), 0);
+    }
+
+    #[test]
+    fn runs_decode_the_float_dtypes_only() {
+        assert_eq!(run_elements(DType::F16), Some(8));
+        assert_eq!(run_element(DType::F32, "w", "e").as_deref(), Some("bitcast<f32>(w[e])"));
+        assert!(run_element(DType::BF16, "w", "e").unwrap().starts_with("bf16_to_f32("));
+        assert!(run_element(DType::I64, "w", "e").is_none() && run_elements(DType::U8).is_none());
     }
 }

@@ -209,6 +209,12 @@ impl Gpu {
         }
     }
 
+    /// Whether the adapter has subgroup operations with subgroups of
+    /// exactly `size` invocations.
+    pub fn subgroups_of(&self, size: u32) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP) && self.adapter.subgroup_min_size == size && self.adapter.subgroup_max_size == size
+    }
+
     /// Errors the device reported since the last check, as one error.
     pub fn take_errors(&self) -> Result<()> {
         let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());

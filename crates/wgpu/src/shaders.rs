@@ -16,6 +16,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("scan", include_str!("../../../shaders/scan.wgsl")),
     ("sort", include_str!("../../../shaders/sort.wgsl")),
     ("matmul", include_str!("../../../shaders/matmul.wgsl")),
+    ("matmul_rt", include_str!("../../../shaders/matmul_rt.wgsl")),
     ("norm", include_str!("../../../shaders/norm.wgsl")),
     ("group_shared", include_str!("../../../shaders/group_shared.wgsl")),
     ("group_subgroup", include_str!("../../../shaders/group_subgroup.wgsl")),

@@ -27,3 +27,30 @@ fn vector_and_scalar_loads_agree_with_the_cpu() {
         assert!(err < 1e-3, "{m}x{k}x{n} with B^T: max error {err}");
     }
 }
+
+/// Half-precision operands: the register-tile kernel (software adapters)
+/// reads 8-element runs of A rows and transposed-B columns along k; shapes
+/// with k a multiple of 8 take them, the others the strided loads.
+#[test]
+fn half_precision_runs_agree_with_the_cpu() {
+    let dev = match tessera_wgpu::default_device() {
+        Ok(d) => d,
+        Err(why) => return println!("skipping: {why}"),
+    };
+    let cpu = Device::cpu();
+    for dtype in [DType::F16, DType::BF16] {
+        for (m, k, n) in [(40, 64, 36), (33, 24, 70), (5, 12, 9)] {
+            let a = Tensor::randn(3, 0.0, 1.0, (2, m, k), dtype, &cpu).unwrap();
+            let w = Tensor::randn(4, 0.0, 1.0, (2, n, k), dtype, &cpu).unwrap();
+            // The reference: the same rounded inputs, multiplied in f32.
+            let (a32, w32) = (a.to_dtype(DType::F32).unwrap(), w.to_dtype(DType::F32).unwrap());
+            let want = a32.matmul(&w32.transpose(1, 2).unwrap()).unwrap().to_vec::<f32>().unwrap();
+            let (ga, gw) = (a.to_device(&dev).unwrap(), w.to_device(&dev).unwrap());
+            let got = ga.matmul(&gw.transpose(1, 2).unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+            // One rounding of the result to the dtype's precision.
+            let eps = if dtype == DType::F16 { 1e-3 } else { 8e-3 };
+            let worst = want.iter().zip(&got).map(|(w, g)| (w - g).abs() / (1.0 + w.abs())).fold(0.0f32, f32::max);
+            assert!(worst < eps, "{dtype} {m}x{k}x{n}: relative error {worst}");
+        }
+    }
+}
