@@ -37,7 +37,8 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/n
 fi
 
 say "cargo test (workspace, without the conformance suites)"
-cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu "$@"
+# The CLIP parity on wgpu runs with the wgpu tests below, timed.
+TESSERA_CLIP_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu "$@"
 
 # The conformance suite prints its case counts per op and per device.
 say "backend conformance suite"
@@ -48,6 +49,16 @@ say "wgpu backend: unit tests and the conformance suite"
 cargo test -p tessera-wgpu "$@" -- --nocapture
 # The fallback of the subgroup reductions (for adapters without subgroups).
 TESSERA_WGPU_SUBGROUPS=0 TESSERA_CONFORMANCE_FILTER=softmax,norm cargo test -p tessera-wgpu --test conformance "$@"
+# The matmul kernel the adapter does not default to (the shared-tile one
+# for GPUs, on lavapipe where register tiles are the default).
+TESSERA_WGPU_MATMUL=shared TESSERA_CONFORMANCE_FILTER=matmul cargo test -p tessera-wgpu --test conformance --test matmul_paths "$@"
+
+# CLIP parity against transformers on wgpu (on lavapipe: every model and
+# dtype on a subset of the cases, see tests/clip/tests/wgpu.rs).
+say "CLIP parity on wgpu"
+clip_start=$(date +%s)
+cargo test -p tessera-clip-parity --test wgpu "$@" -- --nocapture
+echo "CLIP parity on wgpu: $(($(date +%s) - clip_start)) s (with its build)"
 
 # The CPU backend on aarch64 (the NEON micro-kernel), under qemu-user.
 say "CPU backend on aarch64: unit tests and the conformance suite under qemu"

@@ -62,6 +62,14 @@ pub struct Fixtures {
     dir: PathBuf,
     cases: Value,
     pixels: SafeTensorsFile,
+    /// The image and text indices checked (all, unless [`Fixtures::limit`]).
+    images: Option<Vec<usize>>,
+    texts: Option<Vec<usize>>,
+}
+
+/// Keeps the `keep` entries of `rows` (rows of `width` values each).
+fn select_rows<T: Copy>(values: &[T], width: usize, keep: &[usize]) -> Vec<T> {
+    keep.iter().flat_map(|&r| values[r * width..(r + 1) * width].iter().copied()).collect()
 }
 
 impl Fixtures {
@@ -71,7 +79,28 @@ impl Fixtures {
         let text = std::fs::read_to_string(dir.join("cases.json")).map_err(|e| format!("{}: {e}", dir.join("cases.json").display()))?;
         let cases: Value = serde_json::from_str(&text).map_err(err)?;
         let pixels = SafeTensorsFile::open(dir.join("pixels.safetensors")).map_err(err)?;
-        Ok(Fixtures { dir, cases, pixels })
+        Ok(Fixtures { dir, cases, pixels, images: None, texts: None })
+    }
+
+    /// Checks only the first `images` images and `texts` texts, the longest
+    /// text (by token count) always among them: a subset that still takes
+    /// every code path (e.g. `TESSERA_CLIP_PARITY_CASES` in CI).
+    pub fn limit(mut self, images: usize, texts: usize) -> Res<Fixtures> {
+        let lengths: Vec<usize> = serde_json::from_value(self.field(&["lengths"])?.clone()).map_err(err)?;
+        let n_images = self.strings("images")?.len();
+        let longest = (0..lengths.len()).max_by_key(|&i| (lengths[i], i)).ok_or("cases.json has no texts")?;
+        let mut keep: Vec<usize> = (0..lengths.len()).filter(|&i| i != longest).take(texts.max(1) - 1).collect();
+        keep.push(longest);
+        self.images = Some((0..n_images.min(images.max(1))).collect());
+        self.texts = Some(keep);
+        Ok(self)
+    }
+
+    fn pick<T: Copy>(keep: &Option<Vec<usize>>, values: Vec<T>, width: usize) -> Vec<T> {
+        match keep {
+            Some(k) => select_rows(&values, width, k),
+            None => values,
+        }
     }
 
     fn field(&self, path: &[&str]) -> Res<&Value> {
@@ -84,25 +113,40 @@ impl Fixtures {
 
     /// The test texts.
     pub fn texts(&self) -> Res<Vec<String>> {
-        self.strings("texts")
+        let all = self.strings("texts")?;
+        Ok(match &self.texts {
+            Some(k) => k.iter().map(|&i| all[i].clone()).collect(),
+            None => all,
+        })
     }
 
     /// The image files, in fixture order.
     pub fn image_paths(&self) -> Res<Vec<PathBuf>> {
-        Ok(self.strings("images")?.iter().map(|n| self.dir.join("images").join(n)).collect())
+        let all: Vec<PathBuf> = self.strings("images")?.iter().map(|n| self.dir.join("images").join(n)).collect();
+        Ok(match &self.images {
+            Some(k) => k.iter().map(|&i| all[i].clone()).collect(),
+            None => all,
+        })
     }
 
     /// transformers' token ids per text, unpadded.
     pub fn token_ids(&self) -> Res<Vec<Vec<u32>>> {
         let padded: Vec<Vec<u32>> = serde_json::from_value(self.field(&["input_ids"])?.clone()).map_err(err)?;
         let lengths: Vec<usize> = serde_json::from_value(self.field(&["lengths"])?.clone()).map_err(err)?;
-        Ok(padded.into_iter().zip(lengths).map(|(ids, n)| ids[..n].to_vec()).collect())
+        let ids: Vec<Vec<u32>> = padded.into_iter().zip(lengths).map(|(ids, n)| ids[..n].to_vec()).collect();
+        Ok(match &self.texts {
+            Some(k) => k.iter().map(|&i| ids[i].clone()).collect(),
+            None => ids,
+        })
     }
 
     /// transformers' 8-bit crops `[n, 3, h, w]` (before rescaling).
     pub fn crops(&self) -> Res<(Vec<u8>, Vec<usize>)> {
         let info = self.pixels.info("crops").ok_or("pixels.safetensors has no 'crops'")?;
-        Ok((self.pixels.bytes("crops").map_err(err)?.to_vec(), info.shape.clone()))
+        let mut shape = info.shape.clone();
+        let crops = Fixtures::pick(&self.images, self.pixels.bytes("crops").map_err(err)?.to_vec(), shape[1..].iter().product());
+        shape[0] = self.images.as_ref().map_or(shape[0], Vec::len);
+        Ok((crops, shape))
     }
 
     /// The processor's mean and std for model `key`.
@@ -111,9 +155,15 @@ impl Fixtures {
         Ok((get("image_mean")?, get("image_std")?))
     }
 
-    /// transformers' top-1 label per image for model `key`.
+    /// transformers' top-1 label per image for model `key` (over the
+    /// checked texts: its logits' argmax when they are a subset).
     pub fn top1(&self, key: &str) -> Res<Vec<usize>> {
-        serde_json::from_value(self.field(&["models", key, "top1"])?.clone()).map_err(err)
+        if self.texts.is_some() {
+            let (logits, shape) = self.expected(key, "logits_per_image")?;
+            return Ok(argmax_rows(&logits, shape[1]));
+        }
+        let all: Vec<usize> = serde_json::from_value(self.field(&["models", key, "top1"])?.clone()).map_err(err)?;
+        Ok(Fixtures::pick(&self.images, all, 1))
     }
 
     /// Names and shapes of the checkpoint tensors (transformers' state dict).
@@ -125,7 +175,23 @@ impl Fixtures {
     pub fn expected(&self, key: &str, name: &str) -> Res<(Vec<f32>, Vec<usize>)> {
         let file = SafeTensorsFile::open(self.dir.join(key).join("expected.safetensors")).map_err(err)?;
         let t = file.load(name, &Device::cpu()).map_err(err)?;
-        Ok((t.to_vec::<f32>().map_err(err)?, t.dims().to_vec()))
+        let (mut values, mut shape) = (t.to_vec::<f32>().map_err(err)?, t.dims().to_vec());
+        // Rows are images or texts; logits are [images, texts].
+        let (rows, cols) = match name {
+            "image_embeds" => (&self.images, &None),
+            "text_embeds" => (&self.texts, &None),
+            "logits_per_image" => (&self.images, &self.texts),
+            _ => (&None, &None),
+        };
+        if let Some(c) = cols {
+            values = values.chunks(shape[1]).flat_map(|row| c.iter().map(|&j| row[j])).collect();
+            shape[1] = c.len();
+        }
+        if let Some(r) = rows {
+            values = select_rows(&values, shape[1..].iter().product(), r);
+            shape[0] = r.len();
+        }
+        Ok((values, shape))
     }
 
     /// The normalised pixel values transformers fed its model, recomputed
@@ -248,9 +314,19 @@ impl fmt::Display for Report {
 /// Runs every check on `device`. `filter` keeps only checks whose name
 /// contains one of its comma-separated words (e.g. `"tokenizer,b32 f32"`).
 pub fn run_all(device: &Device, filter: Option<&str>) -> Report {
+    run_cases(device, filter, None)
+}
+
+/// [`run_all`] on the first `images` images and `texts` texts (the longest
+/// text included) when `limit` is `Some((images, texts))`: see
+/// [`Fixtures::limit`].
+pub fn run_cases(device: &Device, filter: Option<&str>, limit: Option<(usize, usize)>) -> Report {
     let mut report = Report { device: device.name(), checks: Vec::new() };
     let wanted = |name: &str| filter.is_none_or(|f| f.split(',').any(|w| name.contains(w.trim())));
-    let fixtures = match Fixtures::open() {
+    let fixtures = match Fixtures::open().and_then(|f| match limit {
+        Some((images, texts)) => f.limit(images, texts),
+        None => Ok(f),
+    }) {
         Ok(f) => f,
         Err(e) => {
             report.add("fixtures", Err(e));
