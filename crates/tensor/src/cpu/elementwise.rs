@@ -113,8 +113,103 @@ pub fn binary(op: BinaryOp, lhs: View, rhs: View) -> CpuStorage {
         // the i64 holds them exactly; wrapping narrows back.
         return CpuStorage::from_i64(dtype, v);
     }
+    if let Some(out) = binary_f32_runs(op, lhs, rhs) {
+        return CpuStorage::from_f32(dtype, out);
+    }
     let (a, b) = (read_f32(lhs), read_f32(rhs));
     CpuStorage::from_f32(dtype, zip_f32(&a, &b, |x, y| binary_f32(op, x, y)))
+}
+
+/// One operand of a run: consecutive elements, or one element repeated
+/// (a dim broadcast by a zero stride).
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    Slice(&'a [f32]),
+    Repeat(f32),
+}
+
+impl<'a> Run<'a> {
+    fn at(data: &'a [f32], offset: usize, stride: usize, len: usize) -> Run<'a> {
+        if stride == 0 {
+            Run::Repeat(data[offset])
+        } else {
+            Run::Slice(&data[offset..offset + len])
+        }
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` over one run, in a loop the compiler vectorises.
+#[inline(always)]
+fn apply_run(f: impl Fn(f32, f32) -> f32, a: Run, b: Run, out: &mut [f32]) {
+    match (a, b) {
+        (Run::Slice(a), Run::Slice(b)) => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y)),
+        (Run::Slice(a), Run::Repeat(y)) => out.iter_mut().zip(a).for_each(|(o, &x)| *o = f(x, y)),
+        (Run::Repeat(x), Run::Slice(b)) => out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y)),
+        (Run::Repeat(x), Run::Repeat(y)) => out.fill(f(x, y)),
+    }
+}
+
+/// Elementwise f32 `op` without materialising either operand, when the
+/// innermost (merged) dim is unit-stride or broadcast in both: a bias added
+/// to every row, a residual add, a per-channel scale. Returns `None` for
+/// other layouts, dtypes, and runs too short to gain from it.
+fn binary_f32_runs(op: BinaryOp, lhs: View, rhs: View) -> Option<Vec<f32>> {
+    let (Buf::F32(da), Buf::F32(db)) = (cpu(&lhs).buf(), cpu(&rhs).buf()) else { return None };
+    let (la, lb) = (lhs.layout, rhs.layout);
+    if la.shape() != lb.shape() {
+        return None;
+    }
+    // Dims from the innermost out as (len, stride a, stride b), size-1 dims
+    // dropped, each merged into the one inside it when both operands step
+    // through the pair as through one dim.
+    let mut dims: Vec<(usize, usize, usize)> = Vec::new();
+    for ((&len, &sa), &sb) in la.shape().iter().zip(la.strides()).zip(lb.strides()).rev() {
+        match dims.last_mut() {
+            _ if len == 1 => {}
+            Some(inner) if sa == inner.1 * inner.0 && sb == inner.2 * inner.0 => inner.0 *= len,
+            _ => dims.push((len, sa, sb)),
+        }
+    }
+    let numel = la.numel();
+    let (run, sa, sb) = dims.first().copied().unwrap_or((1, 1, 1));
+    if sa > 1 || sb > 1 || run < 16 || numel == 0 {
+        return None;
+    }
+    let outer = &dims[1..];
+    // Offsets of element (row r, column c) of the [numel / run, run] view.
+    let row_start = |r: usize| {
+        let (mut rem, mut oa, mut ob) = (r, la.offset(), lb.offset());
+        for &(len, sa, sb) in outer {
+            oa += rem % len * sa;
+            ob += rem % len * sb;
+            rem /= len;
+        }
+        (oa, ob)
+    };
+    let mut out = vec![0.0f32; numel];
+    let chunk = PAR_MIN.min(numel);
+    out.par_chunks_mut(chunk).enumerate().for_each(|(ci, piece)| {
+        let mut g = ci * chunk; // global index of piece[0]
+        let mut done = 0;
+        while done < piece.len() {
+            let (r, c) = (g / run, g % run);
+            let len = (run - c).min(piece.len() - done);
+            let (oa, ob) = row_start(r);
+            let a = Run::at(da, oa + c * sa, sa, len);
+            let b = Run::at(db, ob + c * sb, sb, len);
+            let o = &mut piece[done..done + len];
+            match op {
+                BinaryOp::Add => apply_run(|x, y| x + y, a, b, o),
+                BinaryOp::Sub => apply_run(|x, y| x - y, a, b, o),
+                BinaryOp::Mul => apply_run(|x, y| x * y, a, b, o),
+                BinaryOp::Div => apply_run(|x, y| x / y, a, b, o),
+                _ => apply_run(|x, y| binary_f32(op, x, y), a, b, o),
+            }
+            done += len;
+            g += len;
+        }
+    });
+    Some(out)
 }
 
 fn cmp<T: PartialOrd>(op: CmpOp, a: T, b: T) -> u8 {

@@ -18,6 +18,7 @@ pub fn run(s: &mut Suite) {
     unary_specials(s);
     affine(s);
     binary(s);
+    binary_model_shapes(s);
     binary_specials(s);
     compare(s);
     where_cond(s);
@@ -211,6 +212,34 @@ fn binary(s: &mut Suite) {
                     poison(dev, want.numel(), dt);
                     compare_out(&a.t.binary(op, &b.t)?, dt, &want, 1e-10)
                 });
+            }
+        }
+    }
+}
+
+/// The broadcasts models make, at sizes above a CPU task (2^14 elements)
+/// with rows that do not divide it: a bias over rows, a residual add, a
+/// per-channel scale of an image, a row vector over a column, each also on a
+/// narrowed (offset, padded) left operand.
+fn binary_model_shapes(s: &mut Suite) {
+    let name = "binary model shapes";
+    if !s.on(name) {
+        return;
+    }
+    let mut g = Gen::for_op(name);
+    let pairs: [(&[usize], &[usize]); 4] =
+        [(&[3, 50, 700], &[700]), (&[2, 77, 300], &[2, 77, 300]), (&[2, 6, 40, 45], &[6, 1, 1]), (&[900, 1], &[1, 37])];
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum] {
+        for dt in s.stored(&FLOATS) {
+            for (sa, sb) in pairs {
+                for la in [Lay::Contig, Lay::Strided] {
+                    s.case(name, format!("{} {dt} {sa:?} {la} and {sb:?}", op.name()), |dev| {
+                        let a = input(dev, &mut g, sa, dt, la, &mut |g| binary_lhs(op, dt, g))?;
+                        let b = input(dev, &mut g, sb, dt, Lay::Contig, &mut |g| binary_rhs(op, dt, g))?;
+                        let want = Arr::zip(&a.v, &b.v, |x, y| rf::binary(op, x, y));
+                        compare_out(&a.t.binary(op, &b.t)?, dt, &want, 1e-10)
+                    });
+                }
             }
         }
     }

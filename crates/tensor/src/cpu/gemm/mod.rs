@@ -26,6 +26,7 @@
 
 mod gemv;
 mod kernel;
+mod transpose;
 
 pub use gemv::{gemv, DotElem};
 use kernel::Kernel;
@@ -42,11 +43,18 @@ const MC_PANELS: usize = 48;
 /// Element types GEMM operands may have.
 pub trait GemmElem: Copy + Send + Sync + 'static {
     fn to_f32(self) -> f32;
+    /// The values as f32 without conversion, for the f32 type itself.
+    fn as_f32(_data: &[Self]) -> Option<&[f32]> {
+        None
+    }
 }
 impl GemmElem for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
         self
+    }
+    fn as_f32(data: &[f32]) -> Option<&[f32]> {
+        Some(data)
     }
 }
 impl GemmElem for half::f16 {
@@ -110,6 +118,17 @@ fn pack<T: GemmElem>(m: &Strided<T>, q0: usize, count: usize, p0: usize, kc: usi
     // Strides of the panel's q (the width direction) and p (the k direction).
     let (qs, ps) = if transposed { (m.cs, m.rs) } else { (m.rs, m.cs) };
     let start = |q: usize, p: usize| m.off + (q0 + q) * qs + (p0 + p) * ps;
+    if let (1, Some(data)) = (ps, T::as_f32(m.data)) {
+        // f32 lines contiguous along k: register transposes where the CPU
+        // has them. At most 32 lines (the widest panel).
+        let mut lines = [&[][..]; 32];
+        for (q, line) in lines.iter_mut().enumerate().take(count) {
+            *line = &data[start(q, 0)..start(q, 0) + kc];
+        }
+        if count <= lines.len() && transpose::pack_lines(&lines[..count], kc, width, dst) {
+            return;
+        }
+    }
     if ps == 1 && count == width && width <= 16 {
         // Full panel of lines contiguous along k (a transposed weight): copy
         // 16 k steps of one line at a time, so each cache line of a line is
