@@ -24,8 +24,10 @@ same shapes, dtypes and memory layouts, and the same thread count T:
 
 How
 ---
-Tessera runs first, alone, then numpy, then torch, one case at a time, so the
-implementations never compete for cores. Every peer is timed the way
+Shape by shape, Tessera runs first, alone, on the shape's cases, then numpy
+and torch on each of them, so the implementations never compete for cores
+and all three measure a case within seconds of each other (a shared
+machine's speed drifts over minutes; a quick first pass lists the cases). Every peer is timed the way
 Tessera's harness times itself: two independently generated input sets used
 alternately, 2 warm-up runs, then at least 3 and at most 50 timed runs until
 the per-case budget (--budget-ms, passed to Tessera too) is spent; reported
@@ -157,11 +159,14 @@ def build_tessera() -> None:
     subprocess.run(["cargo", "build", "--release", "-p", "tessera-cli"], cwd=REPO, check=True, stdout=sys.stderr)
 
 
-def run_tessera(binary: Path, threads: int, args: argparse.Namespace) -> list[Row]:
-    """Runs the peers suite with TESSERA_NUM_THREADS=threads; one row per JSON line."""
-    cmd = [str(binary), "bench", "--suite", "peers", "--json", "--size", args.size, "--budget-ms", str(args.budget_ms)]
-    if args.filter:
-        cmd += ["--filter", args.filter]
+def run_tessera(binary: Path, threads: int, args: argparse.Namespace, only: str | None = None, budget_ms: int | None = None) -> list[Row]:
+    """Runs the peers suite with TESSERA_NUM_THREADS=threads on the cases
+    `only` (a filter; default --filter); one row per JSON line."""
+    budget = args.budget_ms if budget_ms is None else budget_ms
+    cmd = [str(binary), "bench", "--suite", "peers", "--json", "--size", args.size, "--budget-ms", str(budget)]
+    only = args.filter if only is None else only
+    if only:
+        cmd += ["--filter", only]
     env = dict(os.environ, TESSERA_NUM_THREADS=str(threads))
     log(f"tessera: {' '.join(cmd)} (TESSERA_NUM_THREADS={threads})")
     rows = []
@@ -533,15 +538,25 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def measure_round(args: argparse.Namespace, threads: int) -> list[Row]:
-    """Tessera on every case, then numpy, then torch."""
-    rows = run_tessera(args.tessera, threads, args)
+def measure_round(args: argparse.Namespace, threads: int, cases: list[Case]) -> list[Row]:
+    """Shape by shape: Tessera on the shape's cases, then numpy and torch on
+    each of them, so that the three run within seconds of each other (this
+    machine's speed drifts over minutes). Rows in the order of `cases`."""
+    wanted = {c.label for c in cases}
+    shapes = list(dict.fromkeys(c.raw["shape"] for c in cases))
     budget_s = args.budget_ms / 1e3
-    for name, bench in (("numpy", bench_numpy), ("torch", bench_torch)):
-        log(f"{name}:")
-        for row in rows:
-            row.peers[name] = bench(row.case, threads, budget_s)
-    return rows
+    measured: dict[str, Row] = {}
+    for shape in shapes:
+        for row in run_tessera(args.tessera, threads, args, only=shape):
+            if row.case.raw["shape"] != shape or row.case.label not in wanted or row.case.label in measured:
+                continue
+            for name, bench in (("numpy", bench_numpy), ("torch", bench_torch)):
+                row.peers[name] = bench(row.case, threads, budget_s)
+            measured[row.case.label] = row
+    missing = wanted - measured.keys()
+    if missing:
+        raise RuntimeError(f"tessera did not report {sorted(missing)} when run shape by shape")
+    return [measured[c.label] for c in cases]
 
 
 def faster(a: Timing | None, b: Timing | None) -> Timing | None:
@@ -570,14 +585,17 @@ def main() -> int:
         log(f"error: {args.tessera} not found: build it with `cargo build --release -p tessera-cli` or pass --build")
         return 2
     threads = args.threads
+    # The case list, from a quick pass (its timings are not used).
+    log("listing the cases")
+    cases = [row.case for row in run_tessera(args.tessera, threads, args, budget_ms=1)]
+    if not cases:
+        log("error: tessera reported no case (does --filter match any?)")
+        return 1
     rows: list[Row] = []
     for r in range(max(1, args.rounds)):
         if args.rounds > 1:
             log(f"round {r + 1} of {args.rounds}")
-        round_rows = measure_round(args, threads)
-        if not round_rows:
-            log("error: tessera reported no case (does --filter match any?)")
-            return 1
+        round_rows = measure_round(args, threads, cases)
         rows = round_rows if not rows else [keep_faster(old, new) for old, new in zip(rows, round_rows)]
     machine, vers = cpu_description() | {"other_cpu_share": others.share()}, versions()
     print(header(machine, vers, threads, tessera_info(args.tessera, threads)))
