@@ -276,19 +276,27 @@ mod avx2 {
         _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(n, _mm256_set1_epi32(127))))
     }
 
+    /// `(n, e^r)` with `x = n ln2 + r`: the reduction and polynomial shared
+    /// by [`exp8`] and [`exp8_nonpositive`] (`x` already clamped).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn exp8(x: __m256) -> __m256 {
-        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
-        let xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(xc, _mm256_set1_ps(LOG2E)));
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
+    unsafe fn exp_reduced(x: __m256) -> (__m256, __m256) {
+        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)));
+        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
         let mut p = _mm256_set1_ps(P[0]);
         for &c in &P[1..] {
             p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
         }
-        let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        (n, _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0)))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn exp8(x: __m256) -> __m256 {
+        let nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
+        let xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+        let (n, e) = exp_reduced(xc);
         let ni = _mm256_cvtps_epi32(n);
         let h = _mm256_srai_epi32::<1>(ni);
         let y = _mm256_mul_ps(_mm256_mul_ps(e, pow2i(h)), pow2i(_mm256_sub_epi32(ni, h)));
@@ -308,14 +316,7 @@ mod avx2 {
     pub unsafe fn exp8_nonpositive(x: __m256) -> __m256 {
         let floor = _mm256_set1_ps(SOFTMAX_EXP_FLOOR);
         let xc = _mm256_max_ps(floor, x);
-        let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(xc, _mm256_set1_ps(LOG2E)));
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), xc);
-        let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
-        let mut p = _mm256_set1_ps(P[0]);
-        for &c in &P[1..] {
-            p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-        }
-        let e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+        let (n, e) = exp_reduced(xc);
         // n >= -126, and n = -126 only with r > 0.3 (e > 1): adding n to e's
         // exponent field stays in the normal range.
         let scaled = _mm256_add_epi32(_mm256_castps_si256(e), _mm256_slli_epi32::<23>(_mm256_cvtps_epi32(n)));
