@@ -25,8 +25,9 @@ weights, the same inputs and the same thread count T.
 
 Both are timed the same way as Tessera's harness: 2 warm-up runs, then at
 least 3 and at most 50 runs within the budget per case; the median is
-reported. Tessera runs first, alone, then PyTorch, so they never compete for
-the cores. `--rounds N` repeats the whole measurement and keeps each cell's
+reported. Case by case, Tessera runs first, alone, then PyTorch right after
+it, so they never compete for the cores and both measure a case within
+seconds of each other. `--rounds N` repeats the whole measurement and keeps each cell's
 fastest median (this machine's speed drifts between minutes).
 
     .venv/bin/python benches/compare_clip.py [--threads T] [--rounds N] [--budget-ms MS] [--dtype f32] [--build] [--json OUT]
@@ -116,7 +117,18 @@ def make_inputs(model: CLIPModel, tok_dir: Path, path: Path) -> dict:
         tensors[f"texts.{TEXT_BATCH}.lengths"] = enc["attention_mask"].sum(dim=1).numpy().astype(np.int64)
         tensors[f"texts.{TEXT_BATCH}.expected"] = model.get_text_features(**inputs[f"texts b{TEXT_BATCH}"]).pooler_output.numpy()
     save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path))
+    # One file per case too, so that each case can be timed on its own.
+    for case in inputs:
+        kind, batch = case.split(" b")
+        prefix = f"{kind}.{batch}"
+        mine = {k: np.ascontiguousarray(v) for k, v in tensors.items() if k == prefix or k.startswith(prefix + ".")}
+        save_file(mine, str(case_inputs_path(path, case)))
     return inputs
+
+
+def case_inputs_path(path: Path, case: str) -> Path:
+    """The inputs file holding only `case` (as make_inputs writes it)."""
+    return path.with_name(f"{path.stem}-{case.replace(' ', '-')}{path.suffix}")
 
 
 def run_tessera(binary: Path, ckpt: Path, inputs: Path, threads: int, args: argparse.Namespace) -> dict[str, dict]:
@@ -177,8 +189,11 @@ def main() -> int:
         inputs = make_inputs(model, ckpt, inputs_path)
         for r in range(args.rounds):
             log(f"round {r + 1} of {args.rounds}")
-            tessera = run_tessera(binary, ckpt, inputs_path, args.threads, args)
+            # Case by case, Tessera then PyTorch right after it, so that both
+            # measure within seconds of each other (this machine's speed
+            # drifts over minutes).
             for case, case_inputs in inputs.items():
+                tessera = run_tessera(binary, ckpt, case_inputs_path(inputs_path, case), args.threads, args)
                 log(f"torch {case}")
                 t = time_torch(model, case, case_inputs, args.budget_ms / 1e3)
                 cell = best.setdefault(case, {"tessera": None, "torch": None})
