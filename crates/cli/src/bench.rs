@@ -408,6 +408,13 @@ fn peer_matmul(device: &Device, dtype: DType, (m, k, n): (usize, usize, usize), 
     case
 }
 
+/// The `x @ w.t()` shapes of vision transformers in the peers suite: a
+/// ViT-B/32 layer at batch 1 (fc1), ViT-L/14 at 224 and 336 pixels (fc1),
+/// and the four projections of a ViT-B/32 layer at batch 32 (1600 tokens:
+/// q/k/v/out, fc1, fc2), the GEMMs of the CLIP batch-32 benchmark.
+const MODEL_GEMMS: [(usize, usize, usize); 6] =
+    [(50, 768, 3072), (257, 1024, 4096), (577, 1024, 4096), (1600, 768, 768), (1600, 768, 3072), (1600, 3072, 768)];
+
 /// Attention `(b, h, t, d)` shapes of the peers suite.
 fn peer_attention_shapes(size: Size) -> Vec<(usize, usize, usize, usize)> {
     match size {
@@ -415,6 +422,7 @@ fn peer_attention_shapes(size: Size) -> Vec<(usize, usize, usize, usize)> {
         Size::Full => vec![
             (1, 12, 1024, 64),
             (1, 16, 50, 64),
+            (32, 12, 50, 64),
             (4, 12, 257, 64),
             (1, 16, 577, 64),
             (8, 12, 128, 64),
@@ -432,7 +440,7 @@ pub fn peer_cases(device: &Device, size: Size) -> Vec<BenchCase> {
     let full = size == Size::Full;
     let square: &[usize] = if full { &[256, 512, 1024, 2048, 4096] } else { &[32, 64] };
     let models: &[(usize, usize, usize)] =
-        if full { &[(50, 768, 3072), (257, 1024, 4096), (577, 1024, 4096)] } else { &[(5, 48, 96), (17, 64, 128)] };
+        if full { &MODEL_GEMMS } else { &[(5, 48, 96), (17, 64, 128)] };
     let square_bf16: &[usize] = if full { &[1024, 2048] } else { &[64] };
     let model_bf16 = if full { (257, 1024, 4096) } else { (17, 64, 128) };
     let gemv: &[(usize, usize, usize)] = if full { &[(1, 4096, 4096), (1, 4096, 11008)] } else { &[(1, 256, 256), (1, 256, 688)] };
@@ -617,16 +625,16 @@ mod tests {
         for s in [256, 512, 1024, 2048, 4096] {
             assert!(matmuls.contains(&(DType::F32, s, s, s, false)), "f32 {s}");
         }
-        for (m, k, n) in [(50, 768, 3072), (257, 1024, 4096), (577, 1024, 4096)] {
+        for (m, k, n) in MODEL_GEMMS {
             assert!(matmuls.contains(&(DType::F32, m, k, n, true)), "f32 {m}x{k}x{n}");
         }
         for dtype in [DType::F32, DType::BF16] {
             assert!(matmuls.contains(&(dtype, 1, 4096, 4096, true)) && matmuls.contains(&(dtype, 1, 4096, 11008, true)), "{dtype} gemv");
         }
         assert!(matmuls.contains(&(DType::BF16, 257, 1024, 4096, true)));
-        assert_eq!(matmuls.len(), 15);
+        assert_eq!(matmuls.len(), 18);
         let attention: Vec<Work> = cases.iter().map(|c| c.work).filter(|w| matches!(w, Work::Attention { .. })).collect();
-        assert_eq!(attention.len(), 14, "7 shapes, causal and not");
+        assert_eq!(attention.len(), 16, "8 shapes, causal and not");
         assert_eq!(attention[0], Work::Attention { b: 1, h: 12, t: 1024, d: 64, causal: false });
         assert!(cases.iter().filter(|c| c.op.starts_with("gemv")).all(|c| matches!(c.work, Work::Matmul { m: 1, .. })));
     }
