@@ -1,6 +1,6 @@
 //! Copies, casts, and elementwise unary/binary/compare/where.
 
-use super::read::{gather, gather_buf, read_f32, read_i64, PAR_MIN};
+use super::read::{gather, gather_buf, read_f32, read_i64, Runs, MIN_RUN, PAR_MIN};
 use super::{cpu, dispatch, vecmath, Buf, BufElem, CpuStorage};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp, View};
 use crate::DType;
@@ -159,54 +159,20 @@ fn binary_f32_runs(op: BinaryOp, lhs: View, rhs: View) -> Option<Vec<f32>> {
     if la.shape() != lb.shape() {
         return None;
     }
-    // Dims from the innermost out as (len, stride a, stride b), size-1 dims
-    // dropped, each merged into the one inside it when both operands step
-    // through the pair as through one dim.
-    let mut dims: Vec<(usize, usize, usize)> = Vec::new();
-    for ((&len, &sa), &sb) in la.shape().iter().zip(la.strides()).zip(lb.strides()).rev() {
-        match dims.last_mut() {
-            _ if len == 1 => {}
-            Some(inner) if sa == inner.1 * inner.0 && sb == inner.2 * inner.0 => inner.0 *= len,
-            _ => dims.push((len, sa, sb)),
-        }
-    }
-    let numel = la.numel();
-    let (run, sa, sb) = dims.first().copied().unwrap_or((1, 1, 1));
-    if sa > 1 || sb > 1 || run < 16 || numel == 0 {
+    let runs = Runs::new(la.shape(), [la, lb]);
+    let [sa, sb] = runs.strides;
+    if sa > 1 || sb > 1 || runs.len < MIN_RUN || la.numel() == 0 {
         return None;
     }
-    let outer = &dims[1..];
-    // Offsets of element (row r, column c) of the [numel / run, run] view.
-    let row_start = |r: usize| {
-        let (mut rem, mut oa, mut ob) = (r, la.offset(), lb.offset());
-        for &(len, sa, sb) in outer {
-            oa += rem % len * sa;
-            ob += rem % len * sb;
-            rem /= len;
-        }
-        (oa, ob)
-    };
-    let mut out = vec![0.0f32; numel];
-    let chunk = PAR_MIN.min(numel);
-    out.par_chunks_mut(chunk).enumerate().for_each(|(ci, piece)| {
-        let mut g = ci * chunk; // global index of piece[0]
-        let mut done = 0;
-        while done < piece.len() {
-            let (r, c) = (g / run, g % run);
-            let len = (run - c).min(piece.len() - done);
-            let (oa, ob) = row_start(r);
-            let a = Run::at(da, oa + c * sa, sa, len);
-            let b = Run::at(db, ob + c * sb, sb, len);
-            let o = &mut piece[done..done + len];
-            match op {
-                BinaryOp::Add => apply_run(|x, y| x + y, a, b, o),
-                BinaryOp::Sub => apply_run(|x, y| x - y, a, b, o),
-                BinaryOp::Mul => apply_run(|x, y| x * y, a, b, o),
-                BinaryOp::Div => apply_run(|x, y| x / y, a, b, o),
-                _ => apply_run(|x, y| binary_f32(op, x, y), a, b, o),
-            }
-            done += len;
-            g += len;
+    let mut out = vec![0.0f32; la.numel()];
+    runs.for_each_par(&mut out, |o, [oa, ob]| {
+        let (a, b) = (Run::at(da, oa, sa, o.len()), Run::at(db, ob, sb, o.len()));
+        match op {
+            BinaryOp::Add => apply_run(|x, y| x + y, a, b, o),
+            BinaryOp::Sub => apply_run(|x, y| x - y, a, b, o),
+            BinaryOp::Mul => apply_run(|x, y| x * y, a, b, o),
+            BinaryOp::Div => apply_run(|x, y| x / y, a, b, o),
+            _ => apply_run(|x, y| binary_f32(op, x, y), a, b, o),
         }
     });
     Some(out)

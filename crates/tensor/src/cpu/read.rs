@@ -17,6 +17,22 @@ pub fn gather_map<T: Copy + Sync, U: Send>(data: &[T], layout: &Layout, f: impl 
         let s = &data[layout.offset()..layout.offset() + n];
         return if n >= PAR_MIN { s.par_iter().map(|&x| f(x)).collect() } else { s.iter().map(|&x| f(x)).collect() };
     }
+    let runs = Runs::new(layout.shape(), [layout]);
+    if runs.strides == [1] && runs.len >= MIN_RUN {
+        // Unit-stride rows (a transposed head split, a narrowed column
+        // block): whole rows at a time, in a loop the compiler vectorises.
+        let mut out: Vec<U> = Vec::with_capacity(n);
+        runs.for_each_par(&mut out.spare_capacity_mut()[..n], |o, [start]| {
+            let src = &data[start..start + o.len()];
+            for (dst, &x) in o.iter_mut().zip(src) {
+                dst.write(f(x));
+            }
+        });
+        // SAFETY: `for_each_par` handed every one of the first n slots to
+        // the closure, which wrote each of them.
+        unsafe { out.set_len(n) };
+        return out;
+    }
     if n < PAR_MIN {
         return layout.offsets().map(|o| f(data[o])).collect();
     }
@@ -24,6 +40,81 @@ pub fn gather_map<T: Copy + Sync, U: Send>(data: &[T], layout: &Layout, f: impl 
     let parts: Vec<Vec<U>> =
         (0..n.div_ceil(chunk)).into_par_iter().map(|c| layout.offsets_from(c * chunk).take(chunk).map(|o| f(data[o])).collect()).collect();
     parts.into_iter().flatten().collect()
+}
+
+/// Shortest innermost run worth walking run by run rather than element by
+/// element.
+pub const MIN_RUN: usize = 16;
+
+/// `N` layouts of one shape walked as runs: the shape's dims with size-1
+/// dims dropped and each dim merged into the one inside it wherever every
+/// layout steps through the pair as through one dim; the innermost merged
+/// dim is the run, the others are rows.
+pub struct Runs<const N: usize> {
+    /// Elements in a run.
+    pub len: usize,
+    /// Each layout's stride along a run (0: broadcast).
+    pub strides: [usize; N],
+    /// Merged outer dims, innermost first: (len, each layout's stride).
+    outer: Vec<(usize, [usize; N])>,
+    /// Each layout's storage offset.
+    offsets: [usize; N],
+    numel: usize,
+}
+
+impl<const N: usize> Runs<N> {
+    /// The runs of `layouts`, which all have `shape`.
+    pub fn new(shape: &[usize], layouts: [&Layout; N]) -> Runs<N> {
+        let mut dims: Vec<(usize, [usize; N])> = Vec::new();
+        for d in (0..shape.len()).rev() {
+            let (len, st) = (shape[d], layouts.map(|l| l.strides()[d]));
+            match dims.last_mut() {
+                _ if len == 1 => {}
+                Some(inner) if (0..N).all(|i| st[i] == inner.1[i] * inner.0) => inner.0 *= len,
+                _ => dims.push((len, st)),
+            }
+        }
+        let (len, strides) = dims.first().copied().unwrap_or((1, [1; N]));
+        let outer = dims.get(1..).unwrap_or_default().to_vec();
+        Runs { len, strides, outer, offsets: layouts.map(|l| l.offset()), numel: shape.iter().product() }
+    }
+
+    /// Each layout's storage offset of element `c` of run `r`.
+    fn start(&self, r: usize, c: usize) -> [usize; N] {
+        let (mut rem, mut at) = (r, self.offsets);
+        for &(len, st) in &self.outer {
+            for i in 0..N {
+                at[i] += rem % len * st[i];
+            }
+            rem /= len;
+        }
+        for i in 0..N {
+            at[i] += c * self.strides[i];
+        }
+        at
+    }
+
+    /// Calls `f(piece, starts)` on consecutive pieces of `out` (the
+    /// elements in logical order) in parallel, each piece inside one run and
+    /// `starts` the storage offsets of its first element in each layout.
+    pub fn for_each_par<U: Send>(&self, out: &mut [U], f: impl Fn(&mut [U], [usize; N]) + Sync) {
+        debug_assert_eq!(out.len(), self.numel);
+        if out.is_empty() {
+            return;
+        }
+        let chunk = PAR_MIN.min(out.len());
+        out.par_chunks_mut(chunk).enumerate().for_each(|(ci, piece)| {
+            let mut g = ci * chunk; // logical index of piece[0]
+            let mut done = 0;
+            while done < piece.len() {
+                let (r, c) = (g / self.len, g % self.len);
+                let len = (self.len - c).min(piece.len() - done);
+                f(&mut piece[done..done + len], self.start(r, c));
+                done += len;
+                g += len;
+            }
+        });
+    }
 }
 
 /// The view's elements in their own type, contiguous.
