@@ -265,8 +265,8 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
     let panels_per_row_task = mpanels.div_ceil(row_tasks);
     let col_tasks = (8 * threads).div_ceil(row_tasks).clamp(1, npanels);
     let cols_per_task = npanels.div_ceil(col_tasks);
-    let mut pa = vec![0.0f32; mpanels * mr * KC];
-    let mut pb = if row_tasks > 1 { vec![0.0f32; npanels * nr * KC] } else { Vec::new() };
+    let mut scratch = Scratch::take();
+    let (pa, pb) = scratch.sized(mpanels * mr * KC, if row_tasks > 1 { npanels * nr * KC } else { 0 });
     let cptr = CPtr(c.as_mut_ptr());
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
@@ -275,7 +275,7 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
         if row_tasks == 1 {
             // One row task: each B panel is used by one task only, so the
             // task packs it right before use, while it is hot in L1.
-            let pa = &pa;
+            let pa = &*pa;
             (0..col_tasks).into_par_iter().for_each_init(
                 || vec![0.0f32; nr * kc],
                 |bp, ct| {
@@ -293,7 +293,7 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
             continue;
         }
         pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst));
-        let (pa, pb) = (&pa, &pb);
+        let (pa, pb) = (&*pa, &*pb);
         (0..row_tasks * col_tasks).into_par_iter().for_each(move |t| {
             let (rt, ct) = (t / col_tasks, t % col_tasks);
             let ips = rt * panels_per_row_task..((rt + 1) * panels_per_row_task).min(mpanels);
@@ -309,6 +309,43 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
                 }
             }
         });
+    }
+    scratch.give_back();
+}
+
+/// The packing buffers of a [`gemm`] call, kept per thread between calls
+/// so that a model's GEMMs neither allocate nor fault in fresh pages each
+/// time. `take` moves them out of the thread's slot (a GEMM nested on the
+/// same thread, e.g. through rayon's work stealing, finds the slot empty
+/// and allocates its own); `give_back` returns them.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+impl Scratch {
+    fn take() -> Scratch {
+        SCRATCH.with(|s| s.take())
+    }
+
+    /// The two buffers, at least `a` and `b` long. Packing overwrites every
+    /// element it hands to the kernel, so the contents do not matter.
+    fn sized(&mut self, a: usize, b: usize) -> (&mut [f32], &mut [f32]) {
+        for (v, len) in [(&mut self.a, a), (&mut self.b, b)] {
+            if v.len() < len {
+                v.resize(len, 0.0);
+            }
+        }
+        (&mut self.a[..a], &mut self.b[..b])
+    }
+
+    fn give_back(self) {
+        SCRATCH.with(|s| s.set(self));
     }
 }
 
