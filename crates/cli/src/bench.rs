@@ -439,8 +439,7 @@ fn peer_attention_shapes(size: Size) -> Vec<(usize, usize, usize, usize)> {
 pub fn peer_cases(device: &Device, size: Size) -> Vec<BenchCase> {
     let full = size == Size::Full;
     let square: &[usize] = if full { &[256, 512, 1024, 2048, 4096] } else { &[32, 64] };
-    let models: &[(usize, usize, usize)] =
-        if full { &MODEL_GEMMS } else { &[(5, 48, 96), (17, 64, 128)] };
+    let models: &[(usize, usize, usize)] = if full { &MODEL_GEMMS } else { &[(5, 48, 96), (17, 64, 128)] };
     let square_bf16: &[usize] = if full { &[1024, 2048] } else { &[64] };
     let model_bf16 = if full { (257, 1024, 4096) } else { (17, 64, 128) };
     let gemv: &[(usize, usize, usize)] = if full { &[(1, 4096, 4096), (1, 4096, 11008)] } else { &[(1, 256, 256), (1, 256, 688)] };
