@@ -5,6 +5,7 @@ use super::{cpu, dispatch, vecmath, Buf, BufElem, CpuStorage};
 use crate::backend::{BinaryOp, CmpOp, UnaryOp, View};
 use crate::DType;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 pub fn copy(src: View) -> CpuStorage {
     CpuStorage::new(src.dtype(), gather_buf(src))
@@ -140,12 +141,12 @@ impl<'a> Run<'a> {
 
 /// `out[i] = f(a[i], b[i])` over one run, in a loop the compiler vectorises.
 #[inline(always)]
-fn apply_run(f: impl Fn(f32, f32) -> f32, a: Run, b: Run, out: &mut [f32]) {
+fn apply_run(f: impl Fn(f32, f32) -> f32, a: Run, b: Run, out: &mut [MaybeUninit<f32>]) {
     match (a, b) {
-        (Run::Slice(a), Run::Slice(b)) => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = f(x, y)),
-        (Run::Slice(a), Run::Repeat(y)) => out.iter_mut().zip(a).for_each(|(o, &x)| *o = f(x, y)),
-        (Run::Repeat(x), Run::Slice(b)) => out.iter_mut().zip(b).for_each(|(o, &y)| *o = f(x, y)),
-        (Run::Repeat(x), Run::Repeat(y)) => out.fill(f(x, y)),
+        (Run::Slice(a), Run::Slice(b)) => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| _ = o.write(f(x, y))),
+        (Run::Slice(a), Run::Repeat(y)) => out.iter_mut().zip(a).for_each(|(o, &x)| _ = o.write(f(x, y))),
+        (Run::Repeat(x), Run::Slice(b)) => out.iter_mut().zip(b).for_each(|(o, &y)| _ = o.write(f(x, y))),
+        (Run::Repeat(x), Run::Repeat(y)) => out.fill(MaybeUninit::new(f(x, y))),
     }
 }
 
@@ -164,8 +165,7 @@ fn binary_f32_runs(op: BinaryOp, lhs: View, rhs: View) -> Option<Vec<f32>> {
     if sa > 1 || sb > 1 || runs.len < MIN_RUN || la.numel() == 0 {
         return None;
     }
-    let mut out = vec![0.0f32; la.numel()];
-    runs.for_each_par(&mut out, |o, [oa, ob]| {
+    Some(runs.collect_par(|o, [oa, ob]| {
         let (a, b) = (Run::at(da, oa, sa, o.len()), Run::at(db, ob, sb, o.len()));
         match op {
             BinaryOp::Add => apply_run(|x, y| x + y, a, b, o),
@@ -174,8 +174,7 @@ fn binary_f32_runs(op: BinaryOp, lhs: View, rhs: View) -> Option<Vec<f32>> {
             BinaryOp::Div => apply_run(|x, y| x / y, a, b, o),
             _ => apply_run(|x, y| binary_f32(op, x, y), a, b, o),
         }
-    });
-    Some(out)
+    }))
 }
 
 fn cmp<T: PartialOrd>(op: CmpOp, a: T, b: T) -> u8 {

@@ -6,6 +6,7 @@ use crate::dtype::{f8e4m3_to_f32, f8e5m2_to_f32};
 use crate::{DType, Layout};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// Below this many elements, work stays on the calling thread.
 pub const PAR_MIN: usize = 1 << 14;
@@ -21,17 +22,12 @@ pub fn gather_map<T: Copy + Sync, U: Send>(data: &[T], layout: &Layout, f: impl 
     if runs.strides == [1] && runs.len >= MIN_RUN {
         // Unit-stride rows (a transposed head split, a narrowed column
         // block): whole rows at a time, in a loop the compiler vectorises.
-        let mut out: Vec<U> = Vec::with_capacity(n);
-        runs.for_each_par(&mut out.spare_capacity_mut()[..n], |o, [start]| {
+        return runs.collect_par(|o, [start]| {
             let src = &data[start..start + o.len()];
             for (dst, &x) in o.iter_mut().zip(src) {
                 dst.write(f(x));
             }
         });
-        // SAFETY: `for_each_par` handed every one of the first n slots to
-        // the closure, which wrote each of them.
-        unsafe { out.set_len(n) };
-        return out;
     }
     if n < PAR_MIN {
         return layout.offsets().map(|o| f(data[o])).collect();
@@ -88,22 +84,25 @@ impl<const N: usize> Runs<N> {
             }
             rem /= len;
         }
-        for i in 0..N {
-            at[i] += c * self.strides[i];
+        for (a, s) in at.iter_mut().zip(self.strides) {
+            *a += c * s;
         }
         at
     }
 
-    /// Calls `f(piece, starts)` on consecutive pieces of `out` (the
-    /// elements in logical order) in parallel, each piece inside one run and
-    /// `starts` the storage offsets of its first element in each layout.
-    pub fn for_each_par<U: Send>(&self, out: &mut [U], f: impl Fn(&mut [U], [usize; N]) + Sync) {
-        debug_assert_eq!(out.len(), self.numel);
-        if out.is_empty() {
-            return;
+    /// The elements in logical order, made by calling `f(piece, starts)`
+    /// in parallel on consecutive pieces of the new vector, each piece
+    /// inside one run and `starts` the storage offsets of its first element
+    /// in each layout; `f` must write every slot of its piece. The vector is
+    /// not zeroed first.
+    pub fn collect_par<U: Send>(&self, f: impl Fn(&mut [MaybeUninit<U>], [usize; N]) + Sync) -> Vec<U> {
+        let n = self.numel;
+        let mut out: Vec<U> = Vec::with_capacity(n);
+        if n == 0 {
+            return out;
         }
-        let chunk = PAR_MIN.min(out.len());
-        out.par_chunks_mut(chunk).enumerate().for_each(|(ci, piece)| {
+        let chunk = PAR_MIN.min(n);
+        out.spare_capacity_mut()[..n].par_chunks_mut(chunk).enumerate().for_each(|(ci, piece)| {
             let mut g = ci * chunk; // logical index of piece[0]
             let mut done = 0;
             while done < piece.len() {
@@ -114,6 +113,9 @@ impl<const N: usize> Runs<N> {
                 g += len;
             }
         });
+        // SAFETY: the pieces cover the first n slots, and `f` wrote each.
+        unsafe { out.set_len(n) };
+        out
     }
 }
 
