@@ -32,3 +32,26 @@ fn impossible_sizes_are_errors_not_panics() {
     assert!(a.reshape(vec![usize::MAX, 4]).is_err());
     assert_eq!(a.reshape(vec![usize::MAX, 3]).unwrap().dims(), &[2, 3]);
 }
+
+/// A weight multiplied again is packed once and kept (see the CPU
+/// backend's pack cache): every product, in every dtype, stays bit for bit
+/// the product of the first call.
+#[test]
+fn repeated_products_with_one_weight_are_identical() {
+    let dev = Device::cpu();
+    for dtype in [DType::F32, DType::BF16, DType::F16] {
+        let w = Tensor::randn(7, 0.0, 1.0, (300, 70), dtype, &dev).unwrap();
+        let x = Tensor::randn(8, 0.0, 1.0, (2, 45, 70), dtype, &dev).unwrap();
+        let first = x.matmul(&w.t().unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        for _ in 0..3 {
+            let again = x.matmul(&w.t().unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+            assert!(first.iter().zip(&again).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype:?}");
+        }
+        // The kept packing serves another input, too.
+        let x2 = Tensor::randn(9, 0.0, 1.0, (90, 70), dtype, &dev).unwrap();
+        let got = x2.matmul(&w.t().unwrap()).unwrap().to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        let want = x2.matmul(&w.t().unwrap().contiguous().unwrap()).unwrap();
+        let want = want.to_dtype(DType::F32).unwrap().to_vec::<f32>().unwrap();
+        assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{dtype:?}");
+    }
+}

@@ -1,8 +1,10 @@
 //! Batched matmul: per batch, the few-row GEMV path or the packed GEMM of
 //! [`super::gemm`], reading f32/f16/bf16 operands in place through their
 //! strides (transposed views are free) and rounding the f32 result once.
+//! An unbatched right operand read again the same way (a weight) is packed
+//! once and kept with its storage ([`super::pack_cache`]).
 
-use super::gemm::{gemm, gemv, DotElem, GemmElem, Strided};
+use super::gemm::{gemm, gemm_prepacked, gemv, DotElem, GemmElem, PackedB, Strided};
 use super::read::read_f32;
 use super::{cpu, Buf, CpuStorage};
 use crate::backend::View;
@@ -59,19 +61,48 @@ impl Problem {
     }
 }
 
+/// The packed B of an unbatched product whose B storage keeps one (or
+/// packs one now); `None` for batched or few-row products and f8 storage.
+fn kept_packing(p: &Problem, rhs: &View) -> Option<std::sync::Arc<PackedB>> {
+    if p.b_offs.len() != 1 || p.m <= GEMV_MAX_ROWS {
+        return None;
+    }
+    let (k, n, off, (rs, cs)) = (p.k, p.n, p.b_offs[0], p.b_strides);
+    let storage = cpu(rhs);
+    let pack = |b: &dyn Fn() -> PackedB| storage.packs.get((off, rs, cs, k, n), b);
+    match storage.buf() {
+        Buf::F32(b) => pack(&|| PackedB::new(k, n, &Strided { data: b, off, rs, cs })),
+        Buf::BF16(b) => pack(&|| PackedB::new(k, n, &Strided { data: b, off, rs, cs })),
+        Buf::F16(b) => pack(&|| PackedB::new(k, n, &Strided { data: b, off, rs, cs })),
+        _ => None,
+    }
+}
+
 pub fn matmul(lhs: View, rhs: View) -> CpuStorage {
     let p = Problem::new(lhs.layout, rhs.layout);
     let batches = p.a_offs.len();
     let mut out = vec![0.0f32; batches * p.m * p.n];
-    match (cpu(&lhs).buf(), cpu(&rhs).buf()) {
-        (Buf::F32(a), Buf::F32(b)) => p.run(a, b, &mut out),
-        (Buf::BF16(a), Buf::BF16(b)) => p.run(a, b, &mut out),
-        (Buf::F16(a), Buf::F16(b)) => p.run(a, b, &mut out),
-        _ => {
-            // Other float storage: widen both to contiguous f32 first.
-            let (a, b) = (read_f32(lhs), read_f32(rhs));
-            let q = Problem::new(&Layout::contiguous(lhs.layout.shape()), &Layout::contiguous(rhs.layout.shape()));
-            q.run(&a, &b, &mut out)
+    let prepacked = kept_packing(&p, &rhs).is_some_and(|packed| {
+        let (off, (rs, cs)) = (p.a_offs[0], p.a_strides);
+        match cpu(&lhs).buf() {
+            Buf::F32(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
+            Buf::BF16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
+            Buf::F16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
+            _ => return false,
+        }
+        true
+    });
+    if !prepacked {
+        match (cpu(&lhs).buf(), cpu(&rhs).buf()) {
+            (Buf::F32(a), Buf::F32(b)) => p.run(a, b, &mut out),
+            (Buf::BF16(a), Buf::BF16(b)) => p.run(a, b, &mut out),
+            (Buf::F16(a), Buf::F16(b)) => p.run(a, b, &mut out),
+            _ => {
+                // Other float storage: widen both to contiguous f32 first.
+                let (a, b) = (read_f32(lhs), read_f32(rhs));
+                let q = Problem::new(&Layout::contiguous(lhs.layout.shape()), &Layout::contiguous(rhs.layout.shape()));
+                q.run(&a, &b, &mut out)
+            }
         }
     }
     CpuStorage::from_f32(lhs.dtype(), out)

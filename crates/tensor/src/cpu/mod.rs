@@ -12,6 +12,7 @@ mod fused;
 pub mod gemm;
 mod index;
 mod matmul;
+mod pack_cache;
 mod read;
 mod reduce;
 pub mod vecmath;
@@ -98,16 +99,18 @@ buf_elem!(f32, F32);
 buf_elem!(u32, U32);
 buf_elem!(i64, I64);
 
-/// A CPU storage: a dtype and its buffer.
+/// A CPU storage: a dtype, its buffer, and the packed copies of it that
+/// GEMMs keep (see [`pack_cache`]).
 #[derive(Debug, Clone)]
 pub struct CpuStorage {
     dtype: DType,
     buf: Buf,
+    packs: pack_cache::PackCache,
 }
 
 impl CpuStorage {
     pub fn new(dtype: DType, buf: Buf) -> Self {
-        CpuStorage { dtype, buf }
+        CpuStorage { dtype, buf, packs: Default::default() }
     }
     pub fn buf(&self) -> &Buf {
         &self.buf
@@ -126,7 +129,7 @@ impl CpuStorage {
             DType::U32 => Buf::U32(v.iter().map(|&x| x as u32).collect()),
             DType::I64 => Buf::I64(v.iter().map(|&x| x as i64).collect()),
         };
-        CpuStorage { dtype, buf }
+        CpuStorage { dtype, buf, packs: Default::default() }
     }
 
     /// A storage of integer `dtype` from i64 values (wrapping).
@@ -137,7 +140,7 @@ impl CpuStorage {
             DType::I64 => Buf::I64(v),
             _ => return CpuStorage::from_f32(dtype, v.iter().map(|&x| x as f32).collect()),
         };
-        CpuStorage { dtype, buf }
+        CpuStorage { dtype, buf, packs: Default::default() }
     }
 
     fn into_ref(self) -> StorageRef {

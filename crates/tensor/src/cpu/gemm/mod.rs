@@ -245,8 +245,73 @@ pub fn gemm_packed(m: usize, n: usize, kc: usize, pa: &[f32], pb: &[f32], c: &mu
     }
 }
 
+/// B packed for all of k at once, in the panel layout [`gemm`] packs per k
+/// block: k block `p0 / KC` holds `ceil(n / nr)` panels of `kc x nr`, one
+/// after another. Packing a weight once and multiplying by it many times
+/// saves [`gemm`] reading, widening and re-writing all of B on every call
+/// (for few-row products, most of the call's memory traffic).
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// B (`k x n`, any strides and element type) packed for the CPU's
+    /// micro-kernel, in parallel on the current rayon pool.
+    pub fn new<T: GemmElem>(k: usize, n: usize, b: &Strided<T>) -> PackedB {
+        let nr = Kernel::best().nr;
+        let block_len = n.div_ceil(nr) * nr;
+        let mut data = vec![0.0f32; block_len * k];
+        for (blk, dst) in data.chunks_mut(block_len * KC).enumerate() {
+            let (p0, kc) = (blk * KC, dst.len() / block_len);
+            dst.par_chunks_mut(nr * kc).enumerate().for_each(|(jp, panel)| pack_b_panel(b, n, jp * nr, p0, kc, nr, panel));
+        }
+        PackedB { k, n, data }
+    }
+
+    /// Rows of B.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Bytes the packed panels take.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * std::mem::size_of::<f32>()
+    }
+
+    /// The panels of the k block starting at row `p0`.
+    fn block(&self, p0: usize) -> &[f32] {
+        let nr = Kernel::best().nr;
+        let block_len = self.n.div_ceil(nr) * nr;
+        &self.data[block_len * p0..][..block_len * KC.min(self.k - p0)]
+    }
+}
+
+/// Where a product's B comes from: read through strides and packed by the
+/// call, or packed beforehand.
+enum BSource<'a, T> {
+    Strided(Strided<'a, T>),
+    Packed(&'a PackedB),
+}
+
 /// `c = a * b`; `c` is row-major `m x n`. Runs on the current rayon pool.
 pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: Strided<TB>, c: &mut [f32]) {
+    gemm_from(m, n, k, a, BSource::Strided(b), c)
+}
+
+/// `c = a * B` with B packed beforehand; `c` is row-major `m x b.n()`.
+/// Equal, bit for bit, to [`gemm`] with the B that was packed.
+pub fn gemm_prepacked<TA: GemmElem>(m: usize, a: Strided<TA>, b: &PackedB, c: &mut [f32]) {
+    gemm_from::<TA, f32>(m, b.n, b.k, a, BSource::Packed(b), c)
+}
+
+fn gemm_from<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: BSource<TB>, c: &mut [f32]) {
     assert_eq!(c.len(), m * n, "gemm: C has the wrong size");
     if m == 0 || n == 0 {
         return;
@@ -265,14 +330,15 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
     let panels_per_row_task = mpanels.div_ceil(row_tasks);
     let col_tasks = (8 * threads).div_ceil(row_tasks).clamp(1, npanels);
     let cols_per_task = npanels.div_ceil(col_tasks);
+    let packs_b = row_tasks > 1 && matches!(b, BSource::Strided(_));
     let mut scratch = Scratch::take();
-    let (pa, pb) = scratch.sized(mpanels * mr * KC, if row_tasks > 1 { npanels * nr * KC } else { 0 });
+    let (pa, pb) = scratch.sized(mpanels * mr * KC, if packs_b { npanels * nr * KC } else { 0 });
     let cptr = CPtr(c.as_mut_ptr());
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
         pa.par_chunks_mut(mr * kc).take(mpanels).enumerate().for_each(|(ip, dst)| pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst));
         let accumulate = p0 > 0;
-        if row_tasks == 1 {
+        if let (1, BSource::Strided(b)) = (row_tasks, &b) {
             // One row task: each B panel is used by one task only, so the
             // task packs it right before use, while it is hot in L1.
             let pa = &*pa;
@@ -280,7 +346,7 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
                 || vec![0.0f32; nr * kc],
                 |bp, ct| {
                     for jp in ct * cols_per_task..((ct + 1) * cols_per_task).min(npanels) {
-                        pack_b_panel(&b, n, jp * nr, p0, kc, nr, bp);
+                        pack_b_panel(b, n, jp * nr, p0, kc, nr, bp);
                         for ip in 0..mpanels {
                             let (i0, j0) = (ip * mr, jp * nr);
                             let ap = &pa[ip * mr * kc..][..mr * kc];
@@ -292,8 +358,14 @@ pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided
             );
             continue;
         }
-        pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(&b, n, jp * nr, p0, kc, nr, dst));
-        let (pa, pb) = (&*pa, &*pb);
+        let pb: &[f32] = match &b {
+            BSource::Packed(packed) => packed.block(p0),
+            BSource::Strided(b) => {
+                pb.par_chunks_mut(nr * kc).take(npanels).enumerate().for_each(|(jp, dst)| pack_b_panel(b, n, jp * nr, p0, kc, nr, dst));
+                pb
+            }
+        };
+        let pa = &*pa;
         (0..row_tasks * col_tasks).into_par_iter().for_each(move |t| {
             let (rt, ct) = (t / col_tasks, t % col_tasks);
             let ips = rt * panels_per_row_task..((rt + 1) * panels_per_row_task).min(mpanels);
@@ -382,6 +454,10 @@ mod tests {
                 pool.install(|| gemm(m, n, k, a, b, &mut c));
                 let mut cv = vec![f32::NAN; m * n];
                 let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv));
+                // B packed once: the same bits as packing per call.
+                let mut cp = vec![f32::NAN; m * n];
+                pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cp));
+                assert!(cp.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "gemm_prepacked {m}x{n}x{k} {a_t} {b_t}");
                 // The pre-packed path over k blocks, with a wider C row stride.
                 let mut cs = vec![f32::NAN; m * (n + 3)];
                 let (mut pa, mut pb) = (Vec::new(), Vec::new());
