@@ -69,10 +69,10 @@ impl Linear {
                 format!("input of shape {:?} does not end in {} features (weight {:?})", x.dims(), self.in_dim(), self.weight.dims()),
             ));
         }
-        let y = x.matmul(&self.weight.t()?)?;
+        let w = self.weight.t()?;
         Ok(match &self.bias {
-            Some(b) => y.add(b)?,
-            None => y,
+            Some(b) => x.matmul_bias(&w, b)?,
+            None => x.matmul(&w)?,
         })
     }
 }

@@ -328,6 +328,11 @@ pub trait Backend: Send + Sync + Debug {
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef>;
 
     // ---- fused ops: `Ok(None)` means "use the composed reference" ----
+    /// `lhs @ rhs + bias`: the operands as in [`matmul`](Backend::matmul),
+    /// `bias` `[n]` added to every output row (a layer with its bias).
+    fn matmul_bias(&self, _lhs: View, _rhs: View, _bias: View) -> Result<Option<StorageRef>> {
+        Ok(None)
+    }
     /// Softmax (or log-softmax) over the last dim.
     fn softmax_last(&self, _src: View, _log: bool) -> Result<Option<StorageRef>> {
         Ok(None)

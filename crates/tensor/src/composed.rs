@@ -94,6 +94,11 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<
     out.to_dtype(x.dtype())
 }
 
+/// The product in the compute dtype, then the bias added to every row.
+pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    upcast(a)?.matmul(&upcast(b)?)?.add(&upcast(bias)?)?.to_dtype(a.dtype())
+}
+
 /// im2col by strided views (one per kernel tap), then a grouped matmul.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
     let (xf, wf) = (upcast(x)?, upcast(w)?);

@@ -253,7 +253,28 @@ impl Tensor {
     /// Batched matrix product with broadcast batch dims; 1-D operands are
     /// treated as a row (lhs) or column (rhs) vector, as in NumPy.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
-        let op = "matmul";
+        self.product("matmul", rhs, None)
+    }
+
+    /// `self.matmul(rhs) + bias`, with `bias` `[n]` (`n` the last dim of
+    /// `rhs`) added to every output row: a layer's `x W^T + b`. Backends
+    /// that fuse it seed the accumulators with the bias, so the output is
+    /// written once and half-precision results are rounded once.
+    pub fn matmul_bias(&self, rhs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let op = "matmul_bias";
+        self.same_device(bias, op)?;
+        check_same_dtype(op, self, bias)?;
+        let n = if rhs.rank() >= 2 { rhs.dims()[rhs.rank() - 1] } else { 1 };
+        if rhs.rank() == 0 || bias.dims() != [n] {
+            return Err(Error::invalid(
+                op,
+                format!("bias of shape {:?} does not fit a product with {:?} (want [{n}])", bias.dims(), rhs.dims()),
+            ));
+        }
+        self.product(op, rhs, Some(bias))
+    }
+
+    fn product(&self, op: &'static str, rhs: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         self.same_device(rhs, op)?;
         check_same_dtype(op, self, rhs)?;
         check_float(op, self)?;
@@ -273,7 +294,7 @@ impl Tensor {
                 if k == b.dims()[0] {
                     let mut shape = a.dims()[..a.rank() - 2].to_vec();
                     shape.extend([m, b.dims()[1]]);
-                    return a.with_layout(folded).matmul(&b)?.reshape(shape);
+                    return a.with_layout(folded).product(op, &b, bias)?.reshape(shape);
                 }
             }
         }
@@ -291,11 +312,18 @@ impl Tensor {
         let with = |b: &[usize], x: usize, y: usize| -> Vec<usize> { b.iter().copied().chain([x, y]).collect() };
         let la = a.layout().broadcast_to(&with(&batch, m, k))?;
         let lb = b.layout().broadcast_to(&with(&batch, k, n))?;
-        let s = self
-            .device()
-            .backend()
-            .matmul(View { storage: a.storage().as_ref(), layout: &la }, View { storage: b.storage().as_ref(), layout: &lb })?;
-        let mut out = self.wrap(s, &with(&batch, m, n));
+        let (av, bv) = (View { storage: a.storage().as_ref(), layout: &la }, View { storage: b.storage().as_ref(), layout: &lb });
+        let backend = self.device().backend();
+        let mut out = match bias {
+            None => self.wrap(backend.matmul(av, bv)?, &with(&batch, m, n)),
+            Some(bias) => match backend.matmul_bias(av, bv, bias.view())? {
+                Some(s) => self.wrap(s, &with(&batch, m, n)),
+                None => {
+                    let (a, b) = (a.with_layout(la.clone()), b.with_layout(lb.clone()));
+                    composed::matmul_bias(&a, &b, bias)?
+                }
+            },
+        };
         if rhs.rank() == 1 {
             out = out.squeeze(-1)?;
         }

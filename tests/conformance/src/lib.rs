@@ -62,8 +62,9 @@
 //!
 //! ## Fused ops
 //!
-//! Softmax, log-softmax, layer norm, RMS norm, rope, conv2d, group norm,
-//! nearest upsampling and attention are checked against the f64 reference
+//! Matmul with bias, softmax, log-softmax, layer norm, RMS norm, rope,
+//! conv2d, group norm, nearest upsampling and attention are checked against
+//! the f64 reference
 //! (op `softmax`, ...) and their composition from primitives in
 //! [`tessera_tensor::composed`] run on the same device (op
 //! `softmax (composed)`, ...: the composition against the reference, and the

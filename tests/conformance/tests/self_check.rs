@@ -147,6 +147,9 @@ impl Backend for Faulty {
     fn rms_norm(&self, x: View, w: Option<View>, eps: f64) -> Result<Option<StorageRef>> {
         self.inner.rms_norm(x, w, eps)
     }
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View) -> Result<Option<StorageRef>> {
+        self.inner.matmul_bias(lhs, rhs, bias)
+    }
     fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Option<StorageRef>> {
         self.inner.rope(x, cos, sin, style)
     }
@@ -195,7 +198,8 @@ fn catches_an_unwritten_element() {
 
 #[test]
 fn catches_a_short_reduction() {
-    check(Fault::MatmulShortK, "matmul,mul", &["matmul"]);
+    // The composed matmul_bias goes through the broken matmul too.
+    check(Fault::MatmulShortK, "matmul,mul", &["matmul", "matmul_bias (composed)"]);
 }
 
 #[test]

@@ -53,12 +53,13 @@ pub fn conv2d(x: View, w: View, bias: Option<View>, p: &Conv2dParams) -> CpuStor
             let wm = Strided { data: &ws[..], off: gi * og * kdim, rs: kdim, cs: 1 };
             let cm = Strided { data: &cols[..], off: 0, rs: npix, cs: 1 };
             let dst = &mut out[(ni * o + gi * og) * npix..][..og * npix];
-            gemm(og, npix, kdim, wm, cm, dst);
+            // The bias seeds each output channel's row; the product adds on.
             if let Some(b) = &bs {
-                for (oc, chunk) in dst.chunks_mut(npix.max(1)).enumerate() {
-                    chunk.iter_mut().for_each(|v| *v += b[gi * og + oc]);
+                for (oc, row) in dst.chunks_mut(npix.max(1)).enumerate() {
+                    row.fill(b[gi * og + oc]);
                 }
             }
+            gemm(og, npix, kdim, wm, cm, dst, bs.is_some());
         }
     }
     CpuStorage::from_f32(x.dtype(), out)

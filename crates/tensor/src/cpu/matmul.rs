@@ -2,7 +2,9 @@
 //! [`super::gemm`], reading f32/f16/bf16 operands in place through their
 //! strides (transposed views are free) and rounding the f32 result once.
 //! An unbatched right operand read again the same way (a weight) is packed
-//! once and kept with its storage ([`super::pack_cache`]).
+//! once and kept with its storage ([`super::pack_cache`]). A layer's bias
+//! seeds the output rows and the products accumulate onto it, so the output
+//! is written once.
 
 use super::gemm::{gemm, gemm_prepacked, gemv, DotElem, GemmElem, PackedB, Strided};
 use super::read::read_f32;
@@ -45,7 +47,8 @@ impl Problem {
         }
     }
 
-    fn run<TA: GemmElem, TB: DotElem>(&self, a: &[TA], b: &[TB], out: &mut [f32]) {
+    /// `out = a * b`, or `out += a * b` with `accumulate`.
+    fn run<TA: GemmElem, TB: DotElem>(&self, a: &[TA], b: &[TB], out: &mut [f32], accumulate: bool) {
         let (m, n, k) = (self.m, self.n, self.k);
         if out.is_empty() {
             return;
@@ -53,10 +56,16 @@ impl Problem {
         out.par_chunks_mut(m * n).enumerate().for_each(|(bi, c)| {
             let a = Strided { data: a, off: self.a_offs[bi], rs: self.a_strides.0, cs: self.a_strides.1 };
             let b = Strided { data: b, off: self.b_offs[bi], rs: self.b_strides.0, cs: self.b_strides.1 };
-            if m <= GEMV_MAX_ROWS && gemv(m, n, k, a, b, c) {
-                return;
+            if m <= GEMV_MAX_ROWS {
+                // GEMV writes its rows; a seeded C gets them added.
+                let mut rows = if accumulate { vec![0.0; m * n] } else { Vec::new() };
+                let dst = if accumulate { &mut rows[..] } else { &mut *c };
+                if gemv(m, n, k, a, b, dst) {
+                    c.iter_mut().zip(&rows).for_each(|(o, r)| *o += r);
+                    return;
+                }
             }
-            gemm(m, n, k, a, b, c);
+            gemm(m, n, k, a, b, c, accumulate);
         });
     }
 }
@@ -79,29 +88,42 @@ fn kept_packing(p: &Problem, rhs: &View) -> Option<std::sync::Arc<PackedB>> {
 }
 
 pub fn matmul(lhs: View, rhs: View) -> CpuStorage {
+    product(lhs, rhs, None)
+}
+
+/// `lhs * rhs + bias`, `bias` `[n]` added to every output row.
+pub fn matmul_bias(lhs: View, rhs: View, bias: View) -> CpuStorage {
+    product(lhs, rhs, Some(&read_f32(bias)))
+}
+
+fn product(lhs: View, rhs: View, bias: Option<&[f32]>) -> CpuStorage {
     let p = Problem::new(lhs.layout, rhs.layout);
-    let batches = p.a_offs.len();
-    let mut out = vec![0.0f32; batches * p.m * p.n];
+    let rows = p.a_offs.len() * p.m;
+    let mut out = match bias {
+        Some(b) => b.repeat(rows),
+        None => vec![0.0f32; rows * p.n],
+    };
+    let acc = bias.is_some();
     let prepacked = kept_packing(&p, &rhs).is_some_and(|packed| {
         let (off, (rs, cs)) = (p.a_offs[0], p.a_strides);
         match cpu(&lhs).buf() {
-            Buf::F32(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
-            Buf::BF16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
-            Buf::F16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out),
+            Buf::F32(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out, acc),
+            Buf::BF16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out, acc),
+            Buf::F16(a) => gemm_prepacked(p.m, Strided { data: a, off, rs, cs }, &packed, &mut out, acc),
             _ => return false,
         }
         true
     });
     if !prepacked {
         match (cpu(&lhs).buf(), cpu(&rhs).buf()) {
-            (Buf::F32(a), Buf::F32(b)) => p.run(a, b, &mut out),
-            (Buf::BF16(a), Buf::BF16(b)) => p.run(a, b, &mut out),
-            (Buf::F16(a), Buf::F16(b)) => p.run(a, b, &mut out),
+            (Buf::F32(a), Buf::F32(b)) => p.run(a, b, &mut out, acc),
+            (Buf::BF16(a), Buf::BF16(b)) => p.run(a, b, &mut out, acc),
+            (Buf::F16(a), Buf::F16(b)) => p.run(a, b, &mut out, acc),
             _ => {
                 // Other float storage: widen both to contiguous f32 first.
                 let (a, b) = (read_f32(lhs), read_f32(rhs));
                 let q = Problem::new(&Layout::contiguous(lhs.layout.shape()), &Layout::contiguous(rhs.layout.shape()));
-                q.run(&a, &b, &mut out)
+                q.run(&a, &b, &mut out, acc)
             }
         }
     }

@@ -350,6 +350,9 @@ impl Backend for CpuBackend {
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef> {
         self.run(|| Ok(index::cat(srcs, dim).into_ref()))
     }
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View) -> Result<Option<StorageRef>> {
+        self.run(|| Ok(Some(matmul::matmul_bias(lhs, rhs, bias).into_ref())))
+    }
     fn softmax_last(&self, src: View, log: bool) -> Result<Option<StorageRef>> {
         self.run(|| Ok(Some(fused::softmax_last(src, log).into_ref())))
     }

@@ -5,7 +5,7 @@
 
 use super::signed_dim;
 use crate::arr::Arr;
-use crate::check::{close, close_tensors, exact, expect_unsupported, tol};
+use crate::check::{close, close_tensors, exact, expect_err, expect_unsupported, tol};
 use crate::gen::Gen;
 use crate::input::{input, input_from, poison, Input, Lay};
 use crate::reference as rf;
@@ -15,6 +15,7 @@ use tessera_tensor::{composed, scaled_dot_product_attention, AttentionParams, Co
 const CASES: usize = 12;
 
 pub fn run(s: &mut Suite) {
+    matmul_bias(s);
     softmax(s);
     norms(s);
     rope(s);
@@ -69,6 +70,51 @@ fn rejects(s: &mut Suite, name: &str, f: impl Fn(&Tensor) -> tessera_tensor::Res
 fn param(dev: &Device, g: &mut Gen, n: usize, dt: DType, lo: f64, hi: f64) -> R<Input> {
     let lay = if g.chance(0.5) { Lay::Contig } else { Lay::Strided };
     input(dev, g, &[n], dt, lay, &mut |g| g.uniform(lo, hi))
+}
+
+/// A layer's product with its bias: `x [..., m, k] @ w + b`, the weight
+/// stored `[n, k]` and viewed through `.t()` (as `Linear` does) or stored
+/// `[k, n]`; few-row (GEMV) and blocked (GEMM) sizes, `k = 0` (the output
+/// is the bias), batch dims that fold into the rows and ones that do not.
+fn matmul_bias(s: &mut Suite) {
+    let name = "matmul_bias";
+    if !s.on(name) {
+        return;
+    }
+    rejects(s, name, |t| t.matmul_bias(t, &Tensor::ones(2, t.dtype(), t.device())?));
+    s.case(name, "a bias that is not [n] is rejected".into(), |dev| {
+        let x = Tensor::ones((3, 4), DType::F32, dev)?;
+        let w = Tensor::ones((4, 5), DType::F32, dev)?;
+        expect_err(x.matmul_bias(&w, &Tensor::ones(4, DType::F32, dev)?), "bias")?;
+        expect_err(x.matmul_bias(&w, &Tensor::ones((1, 5), DType::F32, dev)?), "bias")?;
+        Ok(())
+    });
+    let mut g = Gen::for_op(name);
+    for dt in s.stored(&super::FLOATS) {
+        for _ in 0..CASES + 4 {
+            let (m, k, n) = (g.pick(&[0, 1, 2, 3, 7, 20, 61]), g.pick(&[0, 1, 5, 33, 70]), g.pick(&[1, 3, 16, 17, 40]));
+            let batch: Vec<usize> = (0..g.below(3)).map(|_| g.int(1, 3) as usize).collect();
+            let xs: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
+            let (lx, lw, stored_t) = (Lay::random(&mut g), Lay::random_dense(&mut g), g.chance(0.6));
+            let desc = format!("{dt} x {xs:?} {lx} @ w [{k}, {n}] {lw}{}", if stored_t { " (.t() of [n, k])" } else { "" });
+            fused_case(s, name, desc, 1e-9, false, |dev| {
+                let x = input(dev, &mut g, &xs, dt, lx, &mut |g| g.uniform(-1.0, 1.0))?;
+                let w = if stored_t {
+                    let wt = input(dev, &mut g, &[n, k], dt, lw, &mut |g| g.uniform(-1.0, 1.0))?;
+                    Input { t: wt.t.t()?, v: wt.v.permute(&[1, 0]) }
+                } else {
+                    input(dev, &mut g, &[k, n], dt, lw, &mut |g| g.uniform(-1.0, 1.0))?
+                };
+                let b = param(dev, &mut g, n, dt, -1.0, 1.0)?;
+                let product = rf::matmul(&x.v, &w.v);
+                let want = Arr::from_fn(&product.shape, |idx| product.at(idx) + b.v.data[idx[idx.len() - 1]]);
+                poison(dev, want.numel(), dt);
+                let fused = x.t.matmul_bias(&w.t, &b.t)?;
+                let composed = composed::matmul_bias(&x.t, &w.t, &b.t)?;
+                Ok(Outcome { fused, composed, want, dtype: dt })
+            });
+        }
+    }
 }
 
 fn softmax(s: &mut Suite) {

@@ -16,7 +16,8 @@
 //!   panels (up to 288 x KC, 288 KiB) stream from L2, and the micro-kernel
 //!   keeps an `MR x NR` block of C in registers over the k block. With a
 //!   single row task, each task packs its B panels right before use.
-//! - The first k block writes C; later blocks add to it.
+//! - The first k block writes C (or adds to it, when the caller seeded C
+//!   with a bias); later blocks add to it.
 //!
 //! Micro-kernels (see [`kernel`]): AVX-512F 12x32 or AVX2+FMA 6x16 on x86-64,
 //! whichever the CPU has (detected once, at run time); NEON 8x12 on aarch64;
@@ -300,24 +301,28 @@ enum BSource<'a, T> {
     Packed(&'a PackedB),
 }
 
-/// `c = a * b`; `c` is row-major `m x n`. Runs on the current rayon pool.
-pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: Strided<TB>, c: &mut [f32]) {
-    gemm_from(m, n, k, a, BSource::Strided(b), c)
+/// `c = a * b`, or `c += a * b` with `accumulate` (C seeded by the caller,
+/// e.g. with a bias); `c` is row-major `m x n`. Runs on the current rayon
+/// pool.
+pub fn gemm<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: Strided<TB>, c: &mut [f32], accumulate: bool) {
+    gemm_from(m, n, k, a, BSource::Strided(b), c, accumulate)
 }
 
-/// `c = a * B` with B packed beforehand; `c` is row-major `m x b.n()`.
-/// Equal, bit for bit, to [`gemm`] with the B that was packed.
-pub fn gemm_prepacked<TA: GemmElem>(m: usize, a: Strided<TA>, b: &PackedB, c: &mut [f32]) {
-    gemm_from::<TA, f32>(m, b.n, b.k, a, BSource::Packed(b), c)
+/// [`gemm`] with B packed beforehand; `c` is row-major `m x b.n()`. Equal,
+/// bit for bit, to [`gemm`] with the B that was packed.
+pub fn gemm_prepacked<TA: GemmElem>(m: usize, a: Strided<TA>, b: &PackedB, c: &mut [f32], accumulate: bool) {
+    gemm_from::<TA, f32>(m, b.n, b.k, a, BSource::Packed(b), c, accumulate)
 }
 
-fn gemm_from<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: BSource<TB>, c: &mut [f32]) {
+fn gemm_from<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: BSource<TB>, c: &mut [f32], accumulate: bool) {
     assert_eq!(c.len(), m * n, "gemm: C has the wrong size");
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
-        c.fill(0.0);
+        if !accumulate {
+            c.fill(0.0);
+        }
         return;
     }
     let kern = Kernel::best();
@@ -337,7 +342,7 @@ fn gemm_from<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Stride
     for p0 in (0..k).step_by(KC) {
         let kc = KC.min(k - p0);
         pa.par_chunks_mut(mr * kc).take(mpanels).enumerate().for_each(|(ip, dst)| pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst));
-        let accumulate = p0 > 0;
+        let accumulate = accumulate || p0 > 0;
         if let (1, BSource::Strided(b)) = (row_tasks, &b) {
             // One row task: each B panel is used by one task only, so the
             // task packs it right before use, while it is hot in L1.
@@ -439,25 +444,37 @@ mod tests {
         (0..len).map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0).collect()
     }
 
-    /// Both task layouts (one and several row tasks), several k blocks, edge
-    /// tiles, transposed operands, and the few-row path.
+    /// Both task layouts (one and several row tasks: 310 rows are two row
+    /// tasks of 6-row panels, 600 rows two of 12-row panels), several k
+    /// blocks, edge tiles, transposed operands, and the few-row path.
     #[test]
     fn gemm_and_gemv_match_a_naive_product() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-        for &(m, n, k) in &[(1, 37, 300), (2, 130, 65), (5, 17, 3), (50, 100, 513), (150, 45, 257), (73, 200, 256), (310, 70, 300)] {
+        for &(m, n, k) in
+            &[(1, 37, 300), (2, 130, 65), (5, 17, 3), (50, 100, 513), (150, 45, 257), (73, 200, 256), (310, 70, 300), (600, 40, 300)]
+        {
             for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (av, bv) = (values(m * k, 1), values(k * n, 2));
                 let a = if a_t { Strided { data: &av[..], off: 0, rs: 1, cs: m } } else { Strided { data: &av[..], off: 0, rs: k, cs: 1 } };
                 let b = if b_t { Strided { data: &bv[..], off: 0, rs: 1, cs: k } } else { Strided { data: &bv[..], off: 0, rs: n, cs: 1 } };
                 let want = naive(m, n, k, &a, &b);
                 let mut c = vec![f32::NAN; m * n];
-                pool.install(|| gemm(m, n, k, a, b, &mut c));
+                pool.install(|| gemm(m, n, k, a, b, &mut c, false));
                 let mut cv = vec![f32::NAN; m * n];
                 let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv));
                 // B packed once: the same bits as packing per call.
                 let mut cp = vec![f32::NAN; m * n];
-                pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cp));
+                pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cp, false));
                 assert!(cp.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "gemm_prepacked {m}x{n}x{k} {a_t} {b_t}");
+                // Accumulating onto a seeded C, through both B sources.
+                let seed = values(m * n, 3);
+                let (mut ca, mut cpa) = (seed.clone(), seed.clone());
+                pool.install(|| gemm(m, n, k, a, b, &mut ca, true));
+                pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cpa, true));
+                for (idx, ((&x, &y), (&s, &w))) in ca.iter().zip(&cpa).zip(seed.iter().zip(&want)).enumerate() {
+                    assert_eq!(x.to_bits(), y.to_bits(), "accumulating gemm_prepacked {m}x{n}x{k} at {idx}");
+                    assert!((x as f64 - (s as f64 + w)).abs() < 1e-4 * (k as f64).sqrt(), "accumulating gemm {m}x{n}x{k} at {idx}");
+                }
                 // The pre-packed path over k blocks, with a wider C row stride.
                 let mut cs = vec![f32::NAN; m * (n + 3)];
                 let (mut pa, mut pb) = (Vec::new(), Vec::new());
@@ -485,7 +502,7 @@ mod tests {
                 let want = naive(m, n, k, &a, &Strided { data: &br[..], off: 0, rs: b.rs, cs: b.cs });
                 let mut ch = vec![f32::NAN; m * n];
                 if !pool.install(|| gemv(m, n, k, a, bhs, &mut ch)) {
-                    pool.install(|| gemm(m, n, k, a, bhs, &mut ch));
+                    pool.install(|| gemm(m, n, k, a, bhs, &mut ch, false));
                 }
                 for (idx, (&got, &w)) in ch.iter().zip(&want).enumerate() {
                     assert!((got as f64 - w).abs() < 1e-4 * (k as f64).sqrt(), "bf16 {m}x{n}x{k} {b_t} at {idx}");
