@@ -10,12 +10,17 @@
 //!   past `n`) and A into row panels of `MR` rows (`KC x MR`, interleaved,
 //!   zero-padded past `m`). Packing reads through the operands' strides, so a
 //!   transposed weight costs nothing extra; it walks the unit-stride direction.
-//! - The output is split into tasks of at most `MC_PANELS` row panels (rows
-//!   spread evenly) by a run of column panels; tasks run in parallel. In a
-//!   task, each B panel (`KC x NR`, 16 KiB) stays in L1 while the task's A
-//!   panels (up to 288 x KC, 288 KiB) stream from L2, and the micro-kernel
-//!   keeps an `MR x NR` block of C in registers over the k block. With a
-//!   single row task, each task packs its B panels right before use.
+//! - The output is split into tasks of at most `MC` row panels (rows spread
+//!   evenly) by a run of column panels; tasks run in parallel. In a task,
+//!   each B panel is swept by the task's A panels, which stay in L2, and the
+//!   micro-kernel keeps an `MR x NR` block of C in registers over the k
+//!   block. With a single row task, each task packs its B panels right
+//!   before use.
+//! - `KC` and `MC` belong to the kernel ([`Kernel`]): 256 and 48 panels
+//!   for the AVX2 6x16 kernel (a 16 KiB B panel in L1, 288 x 256 of A in
+//!   L2); 512 and 24 for the AVX-512 12x32 one (a 64 KiB B panel streamed
+//!   from L2 beside 288 x 512 of A). Every k block reads and writes all of
+//!   C, so the deeper blocks halve that traffic.
 //! - The first k block writes C (or adds to it, when the caller seeded C
 //!   with a bias); later blocks add to it.
 //!
@@ -32,14 +37,6 @@ mod transpose;
 pub use gemv::{gemv, DotElem};
 use kernel::Kernel;
 use rayon::prelude::*;
-
-/// Depth of a k block: a `KC x 16` f32 B panel is 16 KiB (half of a 32 KiB
-/// L1; the AVX-512 kernel's `KC x 32` panel fills the 48 KiB L1 of the CPUs
-/// that have it to two thirds).
-const KC: usize = 256;
-/// Most row panels per task: 48 AVX2 panels are 288 rows, and their
-/// `288 x KC` slice of A (288 KiB) stays in a 512 KiB L2 while B panels pass.
-const MC_PANELS: usize = 48;
 
 /// Element types GEMM operands may have.
 pub trait GemmElem: Copy + Send + Sync + 'static {
@@ -247,7 +244,7 @@ pub fn gemm_packed(m: usize, n: usize, kc: usize, pa: &[f32], pb: &[f32], c: &mu
 }
 
 /// B packed for all of k at once, in the panel layout [`gemm`] packs per k
-/// block: k block `p0 / KC` holds `ceil(n / nr)` panels of `kc x nr`, one
+/// block: k block `p0 / KC` (the kernel's `kc`) holds `ceil(n / nr)` panels of `kc x nr`, one
 /// after another. Packing a weight once and multiplying by it many times
 /// saves [`gemm`] reading, widening and re-writing all of B on every call
 /// (for few-row products, most of the call's memory traffic).
@@ -264,8 +261,9 @@ impl PackedB {
         let nr = Kernel::best().nr;
         let block_len = n.div_ceil(nr) * nr;
         let mut data = vec![0.0f32; block_len * k];
-        for (blk, dst) in data.chunks_mut(block_len * KC).enumerate() {
-            let (p0, kc) = (blk * KC, dst.len() / block_len);
+        let kc_max = Kernel::best().kc;
+        for (blk, dst) in data.chunks_mut(block_len * kc_max).enumerate() {
+            let (p0, kc) = (blk * kc_max, dst.len() / block_len);
             dst.par_chunks_mut(nr * kc).enumerate().for_each(|(jp, panel)| pack_b_panel(b, n, jp * nr, p0, kc, nr, panel));
         }
         PackedB { k, n, data }
@@ -288,9 +286,9 @@ impl PackedB {
 
     /// The panels of the k block starting at row `p0`.
     fn block(&self, p0: usize) -> &[f32] {
-        let nr = Kernel::best().nr;
-        let block_len = self.n.div_ceil(nr) * nr;
-        &self.data[block_len * p0..][..block_len * KC.min(self.k - p0)]
+        let kern = Kernel::best();
+        let block_len = self.n.div_ceil(kern.nr) * kern.nr;
+        &self.data[block_len * p0..][..block_len * kern.kc.min(self.k - p0)]
     }
 }
 
@@ -330,17 +328,18 @@ fn gemm_from<TA: GemmElem, TB: GemmElem>(m: usize, n: usize, k: usize, a: Stride
     let (mpanels, npanels) = (m.div_ceil(mr), n.div_ceil(nr));
     let threads = rayon::current_num_threads();
     // Column panels per task: enough tasks to keep every thread busy.
-    let row_tasks = mpanels.div_ceil(MC_PANELS);
+    let row_tasks = mpanels.div_ceil(kern.mc_panels);
     // Spread the row panels evenly over the row tasks.
     let panels_per_row_task = mpanels.div_ceil(row_tasks);
     let col_tasks = (8 * threads).div_ceil(row_tasks).clamp(1, npanels);
     let cols_per_task = npanels.div_ceil(col_tasks);
     let packs_b = row_tasks > 1 && matches!(b, BSource::Strided(_));
     let mut scratch = Scratch::take();
-    let (pa, pb) = scratch.sized(mpanels * mr * KC, if packs_b { npanels * nr * KC } else { 0 });
+    let kc_max = kern.kc;
+    let (pa, pb) = scratch.sized(mpanels * mr * kc_max, if packs_b { npanels * nr * kc_max } else { 0 });
     let cptr = CPtr(c.as_mut_ptr());
-    for p0 in (0..k).step_by(KC) {
-        let kc = KC.min(k - p0);
+    for p0 in (0..k).step_by(kc_max) {
+        let kc = kc_max.min(k - p0);
         pa.par_chunks_mut(mr * kc).take(mpanels).enumerate().for_each(|(ip, dst)| pack_a_panel(&a, m, ip * mr, p0, kc, mr, dst));
         let accumulate = accumulate || p0 > 0;
         if let (1, BSource::Strided(b)) = (row_tasks, &b) {
@@ -445,13 +444,14 @@ mod tests {
     }
 
     /// Both task layouts (one and several row tasks: 310 rows are two row
-    /// tasks of 6-row panels, 600 rows two of 12-row panels), several k
-    /// blocks, edge tiles, transposed operands, and the few-row path.
+    /// tasks of 6-row panels, 600 rows two or more of 12-row panels),
+    /// several k blocks (of 256 or 512), edge tiles, transposed operands,
+    /// and the few-row path.
     #[test]
     fn gemm_and_gemv_match_a_naive_product() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         for &(m, n, k) in
-            &[(1, 37, 300), (2, 130, 65), (5, 17, 3), (50, 100, 513), (150, 45, 257), (73, 200, 256), (310, 70, 300), (600, 40, 300)]
+            &[(1, 37, 300), (2, 130, 65), (5, 17, 3), (50, 100, 513), (150, 45, 257), (73, 200, 256), (310, 70, 300), (600, 40, 1030)]
         {
             for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
                 let (av, bv) = (values(m * k, 1), values(k * n, 2));
@@ -478,8 +478,9 @@ mod tests {
                 // The pre-packed path over k blocks, with a wider C row stride.
                 let mut cs = vec![f32::NAN; m * (n + 3)];
                 let (mut pa, mut pb) = (Vec::new(), Vec::new());
-                for p0 in (0..k).step_by(KC) {
-                    let kc = KC.min(k - p0);
+                let kc_max = Kernel::best().kc;
+                for p0 in (0..k).step_by(kc_max) {
+                    let kc = kc_max.min(k - p0);
                     pack_a_block(&a, m, p0, kc, &mut pa);
                     pack_b_block(&b, n, p0, kc, &mut pb);
                     gemm_packed(m, n, kc, &pa, &pb, &mut cs, n + 3, p0 > 0);
