@@ -30,7 +30,7 @@ it, so they never compete for the cores and both measure a case within
 seconds of each other. `--rounds N` repeats the whole measurement and keeps each cell's
 fastest median (this machine's speed drifts between minutes).
 
-    .venv/bin/python benches/compare_clip.py [--threads T] [--rounds N] [--budget-ms MS] [--dtype f32] [--build] [--json OUT]
+    .venv/bin/python benches/compare_clip.py [--threads T] [--rounds N] [--budget-ms MS] [--dtype f32] [--build] [--json OUT] [--keep DIR]
 
 """
 
@@ -169,6 +169,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dtype", default="f32", help="Tessera's dtype (PyTorch runs f32)")
     p.add_argument("--build", action="store_true", help="cargo build --release -p tessera-cli first")
     p.add_argument("--json", type=Path, help="also write every number to this file")
+    p.add_argument("--keep", type=Path, help="write the checkpoint and inputs under this folder and keep them (to profile `tessera clip bench` on them)")
     return p.parse_args()
 
 
@@ -181,7 +182,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     other = OtherCpu()
     best: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
         ckpt = Path(tmp) / "clip-vit-base-patch32-seeded"
         log(f"writing the seeded ViT-B/32 checkpoint to {ckpt}")
         model = make_checkpoint(ckpt)
@@ -204,7 +208,8 @@ def main() -> int:
                         cell[name] = row
     machine = cpu_description()
     report = [
-        f"CPU: {machine['model']} ({machine['cores']} cores available), threads: {args.threads}",
+        f"CPU: {machine['model']} ({machine['cores']} cores available; "
+        f"{' '.join(f for f, on in machine['simd'].items() if on) or 'no AVX2'}), threads: {args.threads}",
         f"torch {torch.__version__}, transformers {transformers.__version__}; Tessera dtype {args.dtype}, PyTorch f32",
         f"rounds: {args.rounds} (best median of each cell), budget {args.budget_ms} ms per case; "
         f"other processes used {100 * other.share():.1f}% of the machine meanwhile",

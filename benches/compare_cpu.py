@@ -386,6 +386,9 @@ def cpu_description() -> dict:
         text = Path("/proc/cpuinfo").read_text()
         if m := re.search(r"^model name\s*:\s*(.+)$", text, re.M):
             model = m.group(1).strip()
+        family, number = re.search(r"^cpu family\s*:\s*(\d+)$", text, re.M), re.search(r"^model\s*:\s*(\d+)$", text, re.M)
+        if family and number:
+            model += f", family {family.group(1)} model {number.group(1)}"
         if m := re.search(r"^flags\s*:\s*(.+)$", text, re.M):
             flags = set(m.group(1).split())
     except OSError:
