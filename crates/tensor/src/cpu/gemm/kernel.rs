@@ -186,6 +186,14 @@ mod avx512 {
     /// The CPU has AVX-512F; see [`super::Kernel::run`] for the pointers.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn kernel_12x32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+        // As in the AVX2 kernel: fetch the C tile's lines (a row of 32 f32
+        // spans two or three of them) so that its misses overlap the FMAs.
+        for r in 0..12 {
+            let p = c.add(r * ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
+            _mm_prefetch::<_MM_HINT_T0>(p.add(127));
+        }
         let mut t = [[_mm512_setzero_ps(); 2]; 12];
         let (mut a, mut b) = (a, b);
         for _ in 0..kc {
