@@ -13,7 +13,6 @@
 //! `TESSERA_CLIP_PARITY_FILTER` runs only the matching checks.
 
 use std::time::{Duration, Instant};
-use tessera_clip_parity::Report;
 use tessera_tensor::Device;
 
 /// Images and texts checked first on software adapters.
@@ -69,7 +68,7 @@ fn clip_parity_wgpu() {
 /// fails on any failed check; returns how long they took.
 fn run(dev: &Device, filter: Option<&str>, limit: Option<(usize, usize)>) -> Duration {
     let started = Instant::now();
-    let report: Report = tessera_clip_parity::run_cases(dev, filter, limit);
+    let report = tessera_clip_parity::run_cases(dev, filter, limit);
     let took = started.elapsed();
     println!("{report}");
     let cases = limit.map_or("every case".to_string(), |(i, t)| format!("{i} images x {t} texts"));

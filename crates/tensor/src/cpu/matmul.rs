@@ -56,14 +56,8 @@ impl Problem {
         out.par_chunks_mut(m * n).enumerate().for_each(|(bi, c)| {
             let a = Strided { data: a, off: self.a_offs[bi], rs: self.a_strides.0, cs: self.a_strides.1 };
             let b = Strided { data: b, off: self.b_offs[bi], rs: self.b_strides.0, cs: self.b_strides.1 };
-            if m <= GEMV_MAX_ROWS {
-                // GEMV writes its rows; a seeded C gets them added.
-                let mut rows = if accumulate { vec![0.0; m * n] } else { Vec::new() };
-                let dst = if accumulate { &mut rows[..] } else { &mut *c };
-                if gemv(m, n, k, a, b, dst) {
-                    c.iter_mut().zip(&rows).for_each(|(o, r)| *o += r);
-                    return;
-                }
+            if m <= GEMV_MAX_ROWS && gemv(m, n, k, a, b, c, accumulate) {
+                return;
             }
             gemm(m, n, k, a, b, c, accumulate);
         });

@@ -101,9 +101,18 @@ fn portable_dot(x: &[f32], w: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `c = a * b` for few rows; `false` (nothing written) when B's layout has
-/// no unit stride.
-pub fn gemv<TA: GemmElem, TB: DotElem>(m: usize, n: usize, k: usize, a: Strided<TA>, b: Strided<TB>, c: &mut [f32]) -> bool {
+/// `c = a * b`, or `c += a * b` with `accumulate` (C seeded by the caller,
+/// e.g. with a bias), for few rows; `false` (nothing written) when B's
+/// layout has no unit stride.
+pub fn gemv<TA: GemmElem, TB: DotElem>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided<TA>,
+    b: Strided<TB>,
+    c: &mut [f32],
+    accumulate: bool,
+) -> bool {
     if !(b.rs == 1 || b.cs == 1) || k == 0 {
         return false;
     }
@@ -119,16 +128,20 @@ pub fn gemv<TA: GemmElem, TB: DotElem>(m: usize, n: usize, k: usize, a: Strided<
                 };
                 let done = out.len() / 4 * 4;
                 let mut quads = out.chunks_exact_mut(4);
+                let put = |o: &mut f32, v: f32| *o = if accumulate { *o + v } else { v };
                 for (q, o) in (&mut quads).enumerate() {
-                    o.copy_from_slice(&TB::dot4(&x, [wrow(4 * q), wrow(4 * q + 1), wrow(4 * q + 2), wrow(4 * q + 3)]));
+                    let dots = TB::dot4(&x, [wrow(4 * q), wrow(4 * q + 1), wrow(4 * q + 2), wrow(4 * q + 3)]);
+                    o.iter_mut().zip(dots).for_each(|(o, v)| put(o, v));
                 }
                 for (jj, o) in quads.into_remainder().iter_mut().enumerate() {
-                    *o = TB::dot(&x, wrow(done + jj));
+                    put(o, TB::dot(&x, wrow(done + jj)));
                 }
             });
         } else {
             row.par_chunks_mut(4 * COLS_PER_TASK).enumerate().for_each(|(t, out)| {
-                out.fill(0.0);
+                if !accumulate {
+                    out.fill(0.0);
+                }
                 let j0 = t * 4 * COLS_PER_TASK;
                 for (p, &xp) in x.iter().enumerate() {
                     let brow = &b.data[b.off + p * b.rs + j0..][..out.len()];

@@ -22,8 +22,8 @@ pub struct Kernel {
     pub mr: usize,
     pub nr: usize,
     /// Depth of a k block. Each k block reads and writes all of C once, so
-    /// deeper blocks save C traffic, up to where a `kc x nr` B panel still
-    /// stays in L1 while the kernel sweeps the task's A panels past it.
+    /// deeper blocks save C traffic, as long as the `kc x nr` B panel stays
+    /// in L1 or, beside the A panels, within what L2 delivers per FMA.
     pub kc: usize,
     /// Most row panels per task: their `mc_panels * mr x kc` slice of A
     /// stays in L2 while B panels pass.

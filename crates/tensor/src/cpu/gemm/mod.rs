@@ -461,19 +461,25 @@ mod tests {
                 let mut c = vec![f32::NAN; m * n];
                 pool.install(|| gemm(m, n, k, a, b, &mut c, false));
                 let mut cv = vec![f32::NAN; m * n];
-                let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv));
+                let took_gemv = pool.install(|| gemv(m, n, k, a, b, &mut cv, false));
                 // B packed once: the same bits as packing per call.
                 let mut cp = vec![f32::NAN; m * n];
                 pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cp, false));
                 assert!(cp.iter().zip(&c).all(|(x, y)| x.to_bits() == y.to_bits()), "gemm_prepacked {m}x{n}x{k} {a_t} {b_t}");
-                // Accumulating onto a seeded C, through both B sources.
+                // Accumulating onto a seeded C, through both B sources and GEMV.
                 let seed = values(m * n, 3);
-                let (mut ca, mut cpa) = (seed.clone(), seed.clone());
+                let (mut ca, mut cpa, mut cva) = (seed.clone(), seed.clone(), seed.clone());
                 pool.install(|| gemm(m, n, k, a, b, &mut ca, true));
                 pool.install(|| gemm_prepacked(m, a, &PackedB::new(k, n, &b), &mut cpa, true));
+                let gemv_accumulated = pool.install(|| gemv(m, n, k, a, b, &mut cva, true));
+                assert_eq!(gemv_accumulated, took_gemv, "gemv takes the same layouts when accumulating");
                 for (idx, ((&x, &y), (&s, &w))) in ca.iter().zip(&cpa).zip(seed.iter().zip(&want)).enumerate() {
+                    let tol = 1e-4 * (k as f64).sqrt();
                     assert_eq!(x.to_bits(), y.to_bits(), "accumulating gemm_prepacked {m}x{n}x{k} at {idx}");
-                    assert!((x as f64 - (s as f64 + w)).abs() < 1e-4 * (k as f64).sqrt(), "accumulating gemm {m}x{n}x{k} at {idx}");
+                    assert!((x as f64 - (s as f64 + w)).abs() < tol, "accumulating gemm {m}x{n}x{k} at {idx}");
+                    if took_gemv {
+                        assert!((cva[idx] as f64 - (s as f64 + w)).abs() < tol, "accumulating gemv {m}x{n}x{k} {b_t} at {idx}");
+                    }
                 }
                 // The pre-packed path over k blocks, with a wider C row stride.
                 let mut cs = vec![f32::NAN; m * (n + 3)];
@@ -502,7 +508,7 @@ mod tests {
                 let bhs = Strided { data: &bh[..], off: 0, rs: b.rs, cs: b.cs };
                 let want = naive(m, n, k, &a, &Strided { data: &br[..], off: 0, rs: b.rs, cs: b.cs });
                 let mut ch = vec![f32::NAN; m * n];
-                if !pool.install(|| gemv(m, n, k, a, bhs, &mut ch)) {
+                if !pool.install(|| gemv(m, n, k, a, bhs, &mut ch, false)) {
                     pool.install(|| gemm(m, n, k, a, bhs, &mut ch, false));
                 }
                 for (idx, (&got, &w)) in ch.iter().zip(&want).enumerate() {
