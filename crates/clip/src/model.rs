@@ -79,8 +79,9 @@ impl ClipEncoderLayer {
 
     /// `x [b, t, hidden] -> [b, t, hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = x.add(&self.self_attn.forward(&self.layer_norm1.forward(x)?, None, None)?)?;
-        Ok(h.add(&self.mlp.forward(&self.layer_norm2.forward(&h)?)?)?)
+        let attn = self.self_attn.forward(&self.layer_norm1.forward(x)?, None, None)?;
+        let (normed, h) = self.layer_norm2.forward_residual(&attn, x)?;
+        Ok(h.add(&self.mlp.forward(&normed)?)?)
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::{Error, Module, Result};
 use std::fmt;
 use std::str::FromStr;
-use tessera_tensor::Tensor;
+use tessera_tensor::{Tensor, UnaryOp};
 
 /// A pointwise activation function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,19 +74,26 @@ impl Activation {
         }
     }
 
+    /// The tensor op computing this activation; `None` for the identity.
+    pub fn unary_op(self) -> Option<UnaryOp> {
+        match self {
+            Activation::Gelu => Some(UnaryOp::Gelu),
+            Activation::GeluTanh => Some(UnaryOp::GeluTanh),
+            Activation::QuickGelu => Some(UnaryOp::QuickGelu),
+            Activation::Silu => Some(UnaryOp::Silu),
+            Activation::Relu => Some(UnaryOp::Relu),
+            Activation::Sigmoid => Some(UnaryOp::Sigmoid),
+            Activation::Tanh => Some(UnaryOp::Tanh),
+            Activation::Identity => None,
+        }
+    }
+
     /// Applies the activation elementwise.
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
-        let y = match self {
-            Activation::Gelu => x.gelu(),
-            Activation::GeluTanh => x.gelu_tanh(),
-            Activation::QuickGelu => x.quick_gelu(),
-            Activation::Silu => x.silu(),
-            Activation::Relu => x.relu(),
-            Activation::Sigmoid => x.sigmoid(),
-            Activation::Tanh => x.tanh(),
-            Activation::Identity => Ok(x.clone()),
-        };
-        Ok(y?)
+        match self.unary_op() {
+            Some(op) => Ok(x.unary(op)?),
+            None => Ok(x.clone()),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The affine layer `y = x W^T + b` with PyTorch's weight layout.
 
-use crate::{Error, Module, Result, VarBuilder};
+use crate::{Activation, Error, Module, Result, VarBuilder};
 use tessera_tensor::Tensor;
 
 /// `y = x W^T + b`, with `W` `[out, in]` (PyTorch `nn.Linear` layout) and an
@@ -63,6 +63,12 @@ impl Linear {
 
     /// `x [..., in] -> [..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_act(x, Activation::Identity)
+    }
+
+    /// `act(x W^T + b)`: with a bias, the activation runs in the product's
+    /// epilogue where the backend fuses it (one pass over the output).
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         if x.rank() == 0 || x.dims()[x.rank() - 1] != self.in_dim() {
             return Err(Error::invalid(
                 "linear",
@@ -70,10 +76,10 @@ impl Linear {
             ));
         }
         let w = self.weight.t()?;
-        Ok(match &self.bias {
-            Some(b) => x.matmul_bias(&w, b)?,
-            None => x.matmul(&w)?,
-        })
+        match &self.bias {
+            Some(b) => Ok(x.matmul_bias_act(&w, b, act.unary_op())?),
+            None => act.apply(&x.matmul(&w)?),
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl Mlp {
 
     /// `x [..., hidden] -> [..., hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.fc2.forward(&self.act.apply(&self.fc1.forward(x)?)?)
+        self.fc2.forward(&self.fc1.forward_act(x, self.act)?)
     }
 }
 
@@ -194,7 +194,7 @@ impl SwiGlu {
 
     /// `x [..., hidden] -> [..., hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gated = self.act.apply(&self.gate.forward(x)?)?.mul(&self.up.forward(x)?)?;
+        let gated = self.gate.forward_act(x, self.act)?.mul(&self.up.forward(x)?)?;
         self.down.forward(&gated)
     }
 }

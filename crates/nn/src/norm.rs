@@ -63,6 +63,12 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.layer_norm(self.weight.as_ref(), self.bias.as_ref(), self.eps)?)
     }
+
+    /// `(norm(x + residual), x + residual)`: a pre-LN block's residual add
+    /// and the next norm, fused where the backend fuses them.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(x.add_layer_norm(residual, self.weight.as_ref(), self.bias.as_ref(), self.eps)?)
+    }
 }
 
 impl Module for LayerNorm {
@@ -104,6 +110,12 @@ impl RmsNorm {
     /// Normalises `x [..., dim]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.rms_norm(self.weight.as_ref(), self.eps)?)
+    }
+
+    /// `(norm(x + residual), x + residual)`, fused where the backend fuses
+    /// them (a Llama block's residual add and the next norm).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(x.add_rms_norm(residual, self.weight.as_ref(), self.eps)?)
     }
 }
 

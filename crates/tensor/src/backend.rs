@@ -8,7 +8,8 @@
 //! contiguous storage.
 //!
 //! The op set has two tiers. Primitive ops must be implemented. Fused ops
-//! (softmax, norms, rope, conv2d, group norm, upsampling, attention) have a
+//! (matmul with a bias and activation epilogue, residual add + norm,
+//! softmax, norms, rope, conv2d, group norm, upsampling, attention) have a
 //! default that answers `Ok(None)`, which makes the core run the op's
 //! composition from primitives (see [`crate::composed`]). A port to a new
 //! device can therefore start with the primitives alone and add fused kernels
@@ -236,6 +237,15 @@ impl Conv2dParams {
     }
 }
 
+/// Which normalisation a fused [`Backend::add_norm`] applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NormKind {
+    /// `(x - mean) / sqrt(var + eps) * w + b` (biased variance).
+    Layer,
+    /// `x / sqrt(mean(x^2) + eps) * w`.
+    Rms,
+}
+
 /// How rotary embeddings pair the features of a head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RopeStyle {
@@ -328,9 +338,30 @@ pub trait Backend: Send + Sync + Debug {
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef>;
 
     // ---- fused ops: `Ok(None)` means "use the composed reference" ----
-    /// `lhs @ rhs + bias`: the operands as in [`matmul`](Backend::matmul),
-    /// `bias` `[n]` added to every output row (a layer with its bias).
-    fn matmul_bias(&self, _lhs: View, _rhs: View, _bias: View) -> Result<Option<StorageRef>> {
+    /// `act(lhs @ rhs + bias)`: the operands as in
+    /// [`matmul`](Backend::matmul), `bias` `[n]` added to every output row
+    /// (a layer with its bias), then `act` (a float [`UnaryOp`]) applied to
+    /// every element, all in the GEMM's epilogue; `act` `None` is the plain
+    /// layer. The result is rounded to the output dtype once.
+    fn matmul_bias(&self, _lhs: View, _rhs: View, _bias: View, _act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        Ok(None)
+    }
+    /// `(norm(x + residual), x + residual)` over the last dim: a residual
+    /// add followed by the next block's norm, in one pass. `x` and
+    /// `residual` have the same shape (`residual` already broadcast by
+    /// strides); `w` (and, for [`NormKind::Layer`], `b`) have the last dim's
+    /// size. The sum is rounded to the output dtype before it is normalised,
+    /// as the unfused `add` then `norm` would.
+    #[allow(clippy::too_many_arguments)]
+    fn add_norm(
+        &self,
+        _x: View,
+        _residual: View,
+        _w: Option<View>,
+        _b: Option<View>,
+        _eps: f64,
+        _kind: NormKind,
+    ) -> Result<Option<(StorageRef, StorageRef)>> {
         Ok(None)
     }
     /// Softmax (or log-softmax) over the last dim.

@@ -4,7 +4,7 @@
 //! fallback a backend gets for a fused op it does not implement. Half-precision
 //! inputs are computed in f32 and rounded once at the end, as fused kernels do.
 
-use crate::backend::{AttentionParams, Conv2dParams, RopeStyle};
+use crate::backend::{AttentionParams, Conv2dParams, NormKind, RopeStyle, UnaryOp};
 use crate::{DType, Result, Tensor};
 
 /// The dtype intermediate results are kept in.
@@ -94,19 +94,45 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, style: RopeStyle) -> Result<
     out.to_dtype(x.dtype())
 }
 
-/// The product in the compute dtype, then the bias added to every row.
-pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    upcast(a)?.matmul(&upcast(b)?)?.add(&upcast(bias)?)?.to_dtype(a.dtype())
+/// The product in the operands' own dtype (every backend multiplies
+/// f16/bf16 with f32 accumulators, so no weight is converted), then the
+/// bias added and the activation applied in the compute dtype.
+pub fn matmul_bias(a: &Tensor, b: &Tensor, bias: &Tensor, act: Option<UnaryOp>) -> Result<Tensor> {
+    let y = upcast(&a.matmul(b)?)?.add(&upcast(bias)?)?;
+    let y = match act {
+        Some(op) => y.unary(op)?,
+        None => y,
+    };
+    y.to_dtype(a.dtype())
 }
 
-/// im2col by strided views (one per kernel tap), then a grouped matmul.
+/// `x + residual` rounded to the dtype, then the norm of the sum.
+pub fn add_norm(
+    x: &Tensor,
+    residual: &Tensor,
+    w: Option<&Tensor>,
+    b: Option<&Tensor>,
+    eps: f64,
+    kind: NormKind,
+) -> Result<(Tensor, Tensor)> {
+    let h = x.add(residual)?;
+    let y = match kind {
+        NormKind::Layer => h.layer_norm(w, b, eps)?,
+        NormKind::Rms => h.rms_norm(w, eps)?,
+    };
+    Ok((y, h))
+}
+
+/// im2col by strided views (one per kernel tap), then a grouped matmul in
+/// the operands' own dtype (the weight is never converted), the bias added
+/// in the compute dtype.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    let (xf, wf) = (upcast(x)?, upcast(w)?);
+    let (xf, wf) = (x, w);
     let (n, h, wd) = (x.dims()[0], x.dims()[2], x.dims()[3]);
     let (o, cg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
     let (oh, ow) = p.output_size((h, wd), (kh, kw)).expect("conv2d geometry is checked before dispatch");
     let g = p.groups;
-    let padded = pad2d(&xf, p.padding)?;
+    let padded = pad2d(xf, p.padding)?;
     let mut taps = Vec::with_capacity(kh * kw);
     for i in 0..kh {
         for j in 0..kw {
@@ -119,11 +145,10 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     let cols = cols.reshape(vec![n, g, cg * kh * kw, oh * ow])?;
     let wm = wf.reshape(vec![g, o / g, cg * kh * kw])?;
     let out = wm.unsqueeze(0)?.matmul(&cols)?.reshape(vec![n, o, oh, ow])?;
-    let out = match bias {
-        Some(b) => out.add(&upcast(b)?.reshape(vec![1, o, 1, 1])?)?,
-        None => out,
-    };
-    out.to_dtype(x.dtype())
+    match bias {
+        Some(b) => upcast(&out)?.add(&upcast(b)?.reshape(vec![1, o, 1, 1])?)?.to_dtype(x.dtype()),
+        None => Ok(out),
+    }
 }
 
 /// Zero padding of the last two dims.

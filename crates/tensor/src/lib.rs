@@ -19,8 +19,8 @@ pub mod shape;
 mod tensor;
 
 pub use backend::{
-    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, ReduceOp, RopeStyle, StorageRef,
-    UnaryOp, View,
+    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, NormKind, ReduceOp, RopeStyle,
+    StorageRef, UnaryOp, View,
 };
 pub use device::{all_devices, register_provider, Device, DeviceProvider};
 pub use dtype::{DType, Element};

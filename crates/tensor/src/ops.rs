@@ -1,6 +1,8 @@
 //! Tensor operations: argument checking here, computation in the backend.
 
-use crate::backend::{ArgReduceOp, AttentionParams, BinaryOp, CmpOp, Conv2dParams, ReduceOp, RopeStyle, StorageRef, UnaryOp, View};
+use crate::backend::{
+    ArgReduceOp, AttentionParams, BinaryOp, CmpOp, Conv2dParams, NormKind, ReduceOp, RopeStyle, StorageRef, UnaryOp, View,
+};
 use crate::composed;
 use crate::shape::{broadcast_shapes, Dim, Layout};
 use crate::{DType, Error, Result, Tensor};
@@ -261,6 +263,14 @@ impl Tensor {
     /// that fuse it seed the accumulators with the bias, so the output is
     /// written once and half-precision results are rounded once.
     pub fn matmul_bias(&self, rhs: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        self.matmul_bias_act(rhs, bias, None)
+    }
+
+    /// `act(self.matmul(rhs) + bias)`: a layer followed by its activation
+    /// (`act` a float [`UnaryOp`] such as GELU), fused into the product's
+    /// epilogue where the backend supports it; `None` is
+    /// [`matmul_bias`](Self::matmul_bias).
+    pub fn matmul_bias_act(&self, rhs: &Tensor, bias: &Tensor, act: Option<UnaryOp>) -> Result<Tensor> {
         let op = "matmul_bias";
         self.same_device(bias, op)?;
         check_same_dtype(op, self, bias)?;
@@ -271,10 +281,10 @@ impl Tensor {
                 format!("bias of shape {:?} does not fit a product with {:?} (want [{n}])", bias.dims(), rhs.dims()),
             ));
         }
-        self.product(op, rhs, Some(bias))
+        self.product(op, rhs, Some((bias, act)))
     }
 
-    fn product(&self, op: &'static str, rhs: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    fn product(&self, op: &'static str, rhs: &Tensor, bias: Option<(&Tensor, Option<UnaryOp>)>) -> Result<Tensor> {
         self.same_device(rhs, op)?;
         check_same_dtype(op, self, rhs)?;
         check_float(op, self)?;
@@ -316,11 +326,11 @@ impl Tensor {
         let backend = self.device().backend();
         let mut out = match bias {
             None => self.wrap(backend.matmul(av, bv)?, &with(&batch, m, n)),
-            Some(bias) => match backend.matmul_bias(av, bv, bias.view())? {
+            Some((bias, act)) => match backend.matmul_bias(av, bv, bias.view(), act)? {
                 Some(s) => self.wrap(s, &with(&batch, m, n)),
                 None => {
                     let (a, b) = (a.with_layout(la.clone()), b.with_layout(lb.clone()));
-                    composed::matmul_bias(&a, &b, bias)?
+                    composed::matmul_bias(&a, &b, bias, act)?
                 }
             },
         };
@@ -463,6 +473,43 @@ impl Tensor {
         match self.device().backend().rms_norm(self.view(), weight.map(|w| w.view()), eps)? {
             Some(s) => Ok(self.wrap(s, self.dims())),
             None => composed::rms_norm(self, weight, eps),
+        }
+    }
+
+    /// `(layer_norm(self + residual), self + residual)`: the residual add
+    /// of a pre-LN block and the next norm in one pass where the backend
+    /// fuses them. `residual` broadcasts to `self`'s shape; the sum is
+    /// rounded to the dtype before it is normalised.
+    pub fn add_layer_norm(&self, residual: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor)> {
+        self.add_norm(residual, weight, bias, eps, NormKind::Layer)
+    }
+
+    /// `(rms_norm(self + residual), self + residual)`, as
+    /// [`add_layer_norm`](Self::add_layer_norm).
+    pub fn add_rms_norm(&self, residual: &Tensor, weight: Option<&Tensor>, eps: f64) -> Result<(Tensor, Tensor)> {
+        self.add_norm(residual, weight, None, eps, NormKind::Rms)
+    }
+
+    fn add_norm(&self, residual: &Tensor, w: Option<&Tensor>, b: Option<&Tensor>, eps: f64, kind: NormKind) -> Result<(Tensor, Tensor)> {
+        let op = match kind {
+            NormKind::Layer => "add_layer_norm",
+            NormKind::Rms => "add_rms_norm",
+        };
+        check_float(op, self)?;
+        self.same_device(residual, op)?;
+        check_same_dtype(op, self, residual)?;
+        let n = self.last_dim(op)?;
+        check_param(op, self, w, n)?;
+        check_param(op, self, b, n)?;
+        let lr = residual.layout().broadcast_to(self.dims()).map_err(|_| Error::ShapeMismatch {
+            op,
+            lhs: self.dims().to_vec(),
+            rhs: residual.dims().to_vec(),
+        })?;
+        let rv = View { storage: residual.storage().as_ref(), layout: &lr };
+        match self.device().backend().add_norm(self.view(), rv, w.map(|w| w.view()), b.map(|b| b.view()), eps, kind)? {
+            Some((y, h)) => Ok((self.wrap(y, self.dims()), self.wrap(h, self.dims()))),
+            None => composed::add_norm(self, &residual.with_layout(lr.clone()), w, b, eps, kind),
         }
     }
 

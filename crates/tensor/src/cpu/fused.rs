@@ -3,7 +3,8 @@
 
 use super::read::{read_f32, PAR_MIN};
 use super::{vecmath, CpuStorage};
-use crate::backend::{RopeStyle, View};
+use crate::backend::{NormKind, RopeStyle, UnaryOp, View};
+use crate::DType;
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -58,14 +59,7 @@ fn moments(r: &[f32]) -> (f32, f32) {
 pub fn layer_norm(x: View, w: Option<View>, b: Option<View>, eps: f32) -> CpuStorage {
     let xs = read_f32(x);
     let (w, b) = (opt_f32(w), opt_f32(b));
-    let out = rows_map(&xs, last_dim(&x), |_, r, o| {
-        let (mean, var) = moments(r);
-        let inv = 1.0 / (var + eps).sqrt();
-        for (oi, &xi) in o.iter_mut().zip(r) {
-            *oi = (xi - mean) * inv;
-        }
-        scale_shift(o, w.as_deref(), b.as_deref());
-    });
+    let out = rows_map(&xs, last_dim(&x), |_, r, o| layer_row(r, o, w.as_deref(), b.as_deref(), eps));
     CpuStorage::from_f32(x.dtype(), out)
 }
 
@@ -82,15 +76,75 @@ fn scale_shift(o: &mut [f32], w: Option<&[f32]>, b: Option<&[f32]>) {
 pub fn rms_norm(x: View, w: Option<View>, eps: f32) -> CpuStorage {
     let xs = read_f32(x);
     let w = opt_f32(w);
-    let out = rows_map(&xs, last_dim(&x), |_, r, o| {
-        let ms = vecmath::sum_sq_dev_f64(r, 0.0) / r.len() as f64;
-        let inv = 1.0 / (ms as f32 + eps).sqrt();
-        for (oi, &xi) in o.iter_mut().zip(r) {
-            *oi = xi * inv;
-        }
-        scale_shift(o, w.as_deref(), None);
-    });
+    let out = rows_map(&xs, last_dim(&x), |_, r, o| rms_row(r, o, w.as_deref(), eps));
     CpuStorage::from_f32(x.dtype(), out)
+}
+
+fn layer_row(r: &[f32], o: &mut [f32], w: Option<&[f32]>, b: Option<&[f32]>, eps: f32) {
+    let (mean, var) = moments(r);
+    let inv = 1.0 / (var + eps).sqrt();
+    for (oi, &xi) in o.iter_mut().zip(r) {
+        *oi = (xi - mean) * inv;
+    }
+    scale_shift(o, w, b);
+}
+
+fn rms_row(r: &[f32], o: &mut [f32], w: Option<&[f32]>, eps: f32) {
+    let ms = vecmath::sum_sq_dev_f64(r, 0.0) / r.len() as f64;
+    let inv = 1.0 / (ms as f32 + eps).sqrt();
+    for (oi, &xi) in o.iter_mut().zip(r) {
+        *oi = xi * inv;
+    }
+    scale_shift(o, w, None);
+}
+
+/// `(norm(x + residual), x + residual)`: the sum is rounded to the dtype
+/// (as a separate add would store it) and normalised from there.
+pub fn add_norm(x: View, res: View, w: Option<View>, b: Option<View>, eps: f32, kind: NormKind) -> (CpuStorage, CpuStorage) {
+    let (xs, rs) = (read_f32(x), read_f32(res));
+    let round: fn(f32) -> f32 = match x.dtype() {
+        DType::F16 => |v| half::f16::from_f32(v).to_f32(),
+        DType::BF16 => |v| half::bf16::from_f32(v).to_f32(),
+        _ => |v| v,
+    };
+    let n = last_dim(&x);
+    let mut h = vec![0.0f32; xs.len()];
+    let mut out = vec![0.0f32; xs.len()];
+    let (w, b) = (opt_f32(w), opt_f32(b));
+    let row = |(((hr, o), xr), rr): (((&mut [f32], &mut [f32]), &[f32]), &[f32])| {
+        for ((hi, &a), &c) in hr.iter_mut().zip(xr).zip(rr) {
+            *hi = round(a + c);
+        }
+        match kind {
+            NormKind::Layer => layer_row(hr, o, w.as_deref(), b.as_deref(), eps),
+            NormKind::Rms => rms_row(hr, o, w.as_deref(), eps),
+        }
+    };
+    if n > 0 {
+        let rows = h.chunks_mut(n).zip(out.chunks_mut(n)).zip(xs.chunks(n)).zip(rs.chunks(n));
+        if xs.len() >= PAR_MIN {
+            rows.par_bridge().for_each(row);
+        } else {
+            rows.for_each(row);
+        }
+    }
+    (CpuStorage::from_f32(x.dtype(), out), CpuStorage::from_f32(x.dtype(), h))
+}
+
+/// `x[i] = act(x[i])` in place, in chunks (for a product's epilogue).
+pub fn activate_in_place(x: &mut [f32], act: UnaryOp) {
+    const CHUNK: usize = 4096;
+    let f = |c: &mut [f32]| {
+        let mut tmp = [0.0f32; CHUNK];
+        let t = &mut tmp[..c.len()];
+        t.copy_from_slice(c);
+        vecmath::unary_slice(act, t, c);
+    };
+    if x.len() >= PAR_MIN {
+        x.par_chunks_mut(CHUNK).for_each(f);
+    } else {
+        x.chunks_mut(CHUNK).for_each(f);
+    }
 }
 
 pub fn rope(x: View, cos: View, sin: View, style: RopeStyle) -> CpuStorage {

@@ -9,7 +9,7 @@
 use super::gemm::{gemm, gemm_prepacked, gemv, DotElem, GemmElem, PackedB, Strided};
 use super::read::read_f32;
 use super::{cpu, Buf, CpuStorage};
-use crate::backend::View;
+use crate::backend::{UnaryOp, View};
 use crate::Layout;
 use rayon::prelude::*;
 
@@ -82,15 +82,16 @@ fn kept_packing(p: &Problem, rhs: &View) -> Option<std::sync::Arc<PackedB>> {
 }
 
 pub fn matmul(lhs: View, rhs: View) -> CpuStorage {
-    product(lhs, rhs, None)
+    product(lhs, rhs, None, None)
 }
 
-/// `lhs * rhs + bias`, `bias` `[n]` added to every output row.
-pub fn matmul_bias(lhs: View, rhs: View, bias: View) -> CpuStorage {
-    product(lhs, rhs, Some(&read_f32(bias)))
+/// `act(lhs * rhs + bias)`, `bias` `[n]` added to every output row, the
+/// activation applied to the f32 accumulators before they are rounded.
+pub fn matmul_bias(lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> CpuStorage {
+    product(lhs, rhs, Some(&read_f32(bias)), act)
 }
 
-fn product(lhs: View, rhs: View, bias: Option<&[f32]>) -> CpuStorage {
+fn product(lhs: View, rhs: View, bias: Option<&[f32]>, act: Option<UnaryOp>) -> CpuStorage {
     let p = Problem::new(lhs.layout, rhs.layout);
     let rows = p.a_offs.len() * p.m;
     let mut out = match bias {
@@ -120,6 +121,9 @@ fn product(lhs: View, rhs: View, bias: Option<&[f32]>) -> CpuStorage {
                 q.run(&a, &b, &mut out, acc)
             }
         }
+    }
+    if let Some(act) = act {
+        super::fused::activate_in_place(&mut out, act);
     }
     CpuStorage::from_f32(lhs.dtype(), out)
 }

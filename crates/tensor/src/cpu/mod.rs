@@ -18,8 +18,8 @@ mod reduce;
 pub mod vecmath;
 
 use crate::backend::{
-    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, ReduceOp, RopeStyle, StorageRef,
-    UnaryOp, View,
+    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, NormKind, ReduceOp, RopeStyle,
+    StorageRef, UnaryOp, View,
 };
 use crate::dtype::{f32_to_f8e4m3, f32_to_f8e5m2};
 use crate::{DType, Error, Result};
@@ -350,8 +350,22 @@ impl Backend for CpuBackend {
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef> {
         self.run(|| Ok(index::cat(srcs, dim).into_ref()))
     }
-    fn matmul_bias(&self, lhs: View, rhs: View, bias: View) -> Result<Option<StorageRef>> {
-        self.run(|| Ok(Some(matmul::matmul_bias(lhs, rhs, bias).into_ref())))
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        self.run(|| Ok(Some(matmul::matmul_bias(lhs, rhs, bias, act).into_ref())))
+    }
+    fn add_norm(
+        &self,
+        x: View,
+        res: View,
+        w: Option<View>,
+        b: Option<View>,
+        eps: f64,
+        kind: NormKind,
+    ) -> Result<Option<(StorageRef, StorageRef)>> {
+        self.run(|| {
+            let (y, h) = fused::add_norm(x, res, w, b, eps as f32, kind);
+            Ok(Some((y.into_ref(), h.into_ref())))
+        })
     }
     fn softmax_last(&self, src: View, log: bool) -> Result<Option<StorageRef>> {
         self.run(|| Ok(Some(fused::softmax_last(src, log).into_ref())))
