@@ -142,7 +142,7 @@ __device__ void attention_fwd(T* O, const T* Q, const T* K, const T* V, const T*
                 int r = e >> 1, key = k0 + t * 8 + lc + (e & 1);
                 float v = s[t][e] * scale_log2;
                 bool visible = key < tk && (!causal || key <= qi[r] + shift);
-                if (visible && gM && qi[r] < tq) v += to_f32(gM[qi[r] * m_sq + key * m_sk]) * LOG2E;
+                if (visible && gM && qi[r] < tq) v += load_f32(gM[qi[r] * m_sq + key * m_sk]) * LOG2E;
                 v = visible ? v : NEG_INF;
                 s[t][e] = v;
                 tile_max[r] = fmaxf(tile_max[r], v);
@@ -218,8 +218,8 @@ __device__ void attention_fwd(T* O, const T* Q, const T* K, const T* V, const T*
             if (pairs && col + 1 < dv) {
                 *(u32*)(dst + col) = pack2<T>(lo, hi);
             } else {
-                if (col < dv) dst[col] = from_f32<T>(lo);
-                if (col + 1 < dv) dst[col + 1] = from_f32<T>(hi);
+                if (col < dv) dst[col] = store_f32<T>(lo);
+                if (col + 1 < dv) dst[col + 1] = store_f32<T>(hi);
             }
         }
     }

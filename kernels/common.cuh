@@ -1,11 +1,15 @@
 // Shared definitions of every Tessera CUDA kernel file.
 //
-// What is here: fixed-width integer names, the half-precision storage types
-// (f16 and bf16 are plain 16-bit patterns converted with PTX `cvt`, so no
-// toolkit header is needed and NVRTC compiles these files alone), exact FP8
-// (OCP E4M3 / E5M2) conversions matching the CPU backend bit for bit,
-// strided layouts (`Strided`: up to MAX_DIMS dims, strides in elements) and
-// warp/block reductions.
+// What is here: fixed-width integer names; the storage type of every dtype
+// (f32, f16, bf16, f8e4m3, f8e5m2, u8, u32, i64) with its load, store and
+// conversion, the one vocabulary every kernel uses (`load_f32`,
+// `store_f32<T>`, `load_i64`, `store_i64<T>`, `load_value`), so a new dtype
+// is added here and nowhere else; strided layouts (`Strided`: up to MAX_DIMS
+// dims, strides in elements); warp/block reductions; the cp.async, ldmatrix
+// and mma.sync wrappers. f16 and bf16 are plain 16-bit patterns converted
+// with PTX `cvt`, so no toolkit header is needed and NVRTC compiles these
+// files alone. FP8 (OCP E4M3 / E5M2) converts exactly as the CPU backend
+// (crates/tensor/src/dtype.rs), bit for bit.
 //
 // Limits: sm_80 or newer (bf16 conversions and the tensor-core paths use
 // sm_80 PTX). Layouts have at most MAX_DIMS dims after the host merges
@@ -69,24 +73,6 @@ __device__ __forceinline__ u32 pack_bf16x2(float lo, float hi) {
 __device__ __forceinline__ u32 pack_f16x2(float lo, float hi) {
     u32 r;
     asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// Float element types: widen to f32, round back once.
-__device__ __forceinline__ float to_f32(float x) { return x; }
-__device__ __forceinline__ float to_f32(f16 x) { return f16_to_f32(x.bits); }
-__device__ __forceinline__ float to_f32(bf16 x) { return bf16_to_f32(x.bits); }
-
-template <typename T> __device__ __forceinline__ T from_f32(float x);
-template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
-template <> __device__ __forceinline__ f16 from_f32<f16>(float x) {
-    f16 r;
-    r.bits = f32_to_f16(x);
-    return r;
-}
-template <> __device__ __forceinline__ bf16 from_f32<bf16>(float x) {
-    bf16 r;
-    r.bits = f32_to_bf16(x);
     return r;
 }
 
@@ -156,31 +142,91 @@ __device__ __forceinline__ float e5m2_to_f32(u8 b) { return fp8_decode(b, 2, 15,
 __device__ __forceinline__ u8 f32_to_e4m3(float x) { return fp8_encode(x, 3, 7, 448.0f, false); }
 __device__ __forceinline__ u8 f32_to_e5m2(float x) { return fp8_encode(x, 2, 15, 57344.0f, true); }
 
-// ----------------------------------------------------------- activations
+// ------------------------------------------------- the dtype vocabulary
+// Storage types: f32 is `float`, integers are u8 / u32 / i64, and the
+// 16-bit and 8-bit floats are bit patterns in a struct of their own.
 
-// Unary float ops by code (the order of the Rust `UnaryOp` enum), in f32.
-__device__ __forceinline__ float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+struct e4m3 {
+    u8 bits;
+};
+struct e5m2 {
+    u8 bits;
+};
 
-__device__ __forceinline__ float unary_f(int op, float x) {
-    switch (op) {
-    case 0: return -x;
-    case 1: return fabsf(x);
-    case 2: return expf(x);
-    case 3: return logf(x);
-    case 4: return sqrtf(x);
-    case 5: return 1.0f / sqrtf(x);
-    case 6: return 1.0f / x;
-    case 7: return x * x;
-    case 8: return tanhf(x);
-    case 9: return sigmoidf(x);
-    case 10: return x < 0.0f ? 0.0f : x; // NaN propagates
-    case 11: return x * sigmoidf(x);
-    case 12: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case 13: return 0.5f * x * (1.0f + tanhf(0.79788456080286536f * (x + 0.044715f * x * x * x)));
-    case 14: return x * sigmoidf(1.702f * x);
-    case 15: return sinf(x);
-    default: return cosf(x);
-    }
+// Any dtype to f32: floats exactly (FP8 decoded), integers rounded to nearest.
+__device__ __forceinline__ float load_f32(float x) { return x; }
+__device__ __forceinline__ float load_f32(f16 x) { return f16_to_f32(x.bits); }
+__device__ __forceinline__ float load_f32(bf16 x) { return bf16_to_f32(x.bits); }
+__device__ __forceinline__ float load_f32(e4m3 x) { return e4m3_to_f32(x.bits); }
+__device__ __forceinline__ float load_f32(e5m2 x) { return e5m2_to_f32(x.bits); }
+__device__ __forceinline__ float load_f32(u8 x) { return (float)x; }
+__device__ __forceinline__ float load_f32(u32 x) { return __uint2float_rn(x); }
+__device__ __forceinline__ float load_f32(i64 x) { return __ll2float_rn(x); }
+
+// f32 to any dtype, rounded once: floats to nearest even (FP8 saturating as
+// fp8_encode says), integers toward zero with saturation, NaN to 0 (PTX cvt).
+template <typename T> __device__ __forceinline__ T store_f32(float x);
+template <> __device__ __forceinline__ float store_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ f16 store_f32<f16>(float x) {
+    f16 r;
+    r.bits = f32_to_f16(x);
+    return r;
+}
+template <> __device__ __forceinline__ bf16 store_f32<bf16>(float x) {
+    bf16 r;
+    r.bits = f32_to_bf16(x);
+    return r;
+}
+template <> __device__ __forceinline__ e4m3 store_f32<e4m3>(float x) {
+    e4m3 r;
+    r.bits = f32_to_e4m3(x);
+    return r;
+}
+template <> __device__ __forceinline__ e5m2 store_f32<e5m2>(float x) {
+    e5m2 r;
+    r.bits = f32_to_e5m2(x);
+    return r;
+}
+template <> __device__ __forceinline__ u8 store_f32<u8>(float x) {
+    u32 v = __float2uint_rz(x);
+    return (u8)(v > 255u ? 255u : v);
+}
+template <> __device__ __forceinline__ u32 store_f32<u32>(float x) { return __float2uint_rz(x); }
+template <> __device__ __forceinline__ i64 store_f32<i64>(float x) { return __float2ll_rz(x); }
+
+// Integers widen to i64 and narrow back by wrapping (two's complement).
+__device__ __forceinline__ i64 load_i64(u8 x) { return (i64)x; }
+__device__ __forceinline__ i64 load_i64(u32 x) { return (i64)x; }
+__device__ __forceinline__ i64 load_i64(i64 x) { return x; }
+template <typename T> __device__ __forceinline__ T store_i64(i64 x) { return (T)(u64)x; }
+
+template <typename T> struct IsInt {
+    static const bool value = false;
+};
+template <> struct IsInt<u8> {
+    static const bool value = true;
+};
+template <> struct IsInt<u32> {
+    static const bool value = true;
+};
+template <> struct IsInt<i64> {
+    static const bool value = true;
+};
+
+// The value a reduction computes on: f32 for the compute floats, i64 for
+// integers.
+__device__ __forceinline__ float load_value(float x) { return x; }
+__device__ __forceinline__ float load_value(f16 x) { return load_f32(x); }
+__device__ __forceinline__ float load_value(bf16 x) { return load_f32(x); }
+__device__ __forceinline__ i64 load_value(u8 x) { return load_i64(x); }
+__device__ __forceinline__ i64 load_value(u32 x) { return load_i64(x); }
+__device__ __forceinline__ i64 load_value(i64 x) { return x; }
+
+// Any dtype to any dtype: integers to integers through i64 (wrapping),
+// everything else through f32.
+template <typename TO, typename TI> __device__ __forceinline__ TO convert(TI x) {
+    if constexpr (IsInt<TI>::value && IsInt<TO>::value) return store_i64<TO>(load_i64(x));
+    else return store_f32<TO>(load_f32(x));
 }
 
 // ---------------------------------------------------------------- layouts

@@ -20,69 +20,10 @@
 // convert to integers by truncation with saturation, NaN to 0. FP8 is
 // storage only: it appears in fill, copy, casts and where.
 //
-// Op codes are the order of the Rust enums (UnaryOp, BinaryOp, CmpOp).
-#include "common.cuh"
-
-struct e4m3 {
-    u8 bits;
-};
-struct e5m2 {
-    u8 bits;
-};
-
-// ------------------------------------------------------ loads and stores
-
-__device__ __forceinline__ float load_f32(float x) { return x; }
-__device__ __forceinline__ float load_f32(f16 x) { return f16_to_f32(x.bits); }
-__device__ __forceinline__ float load_f32(bf16 x) { return bf16_to_f32(x.bits); }
-__device__ __forceinline__ float load_f32(e4m3 x) { return e4m3_to_f32(x.bits); }
-__device__ __forceinline__ float load_f32(e5m2 x) { return e5m2_to_f32(x.bits); }
-__device__ __forceinline__ float load_f32(u8 x) { return (float)x; }
-__device__ __forceinline__ float load_f32(u32 x) { return __uint2float_rn(x); }
-__device__ __forceinline__ float load_f32(i64 x) { return __ll2float_rn(x); }
-
-__device__ __forceinline__ i64 load_i64(u8 x) { return (i64)x; }
-__device__ __forceinline__ i64 load_i64(u32 x) { return (i64)x; }
-__device__ __forceinline__ i64 load_i64(i64 x) { return x; }
-
-// f32 to any dtype; the compute floats round as `from_f32` does.
-template <typename T> __device__ __forceinline__ T store_f32(float x) { return from_f32<T>(x); }
-template <> __device__ __forceinline__ e4m3 store_f32<e4m3>(float x) {
-    e4m3 r;
-    r.bits = f32_to_e4m3(x);
-    return r;
-}
-template <> __device__ __forceinline__ e5m2 store_f32<e5m2>(float x) {
-    e5m2 r;
-    r.bits = f32_to_e5m2(x);
-    return r;
-}
-// Truncation toward zero, saturating; NaN gives 0 (PTX cvt semantics).
-template <> __device__ __forceinline__ u8 store_f32<u8>(float x) {
-    u32 v = __float2uint_rz(x);
-    return (u8)(v > 255u ? 255u : v);
-}
-template <> __device__ __forceinline__ u32 store_f32<u32>(float x) { return __float2uint_rz(x); }
-template <> __device__ __forceinline__ i64 store_f32<i64>(float x) { return __float2ll_rz(x); }
-
-// Wrapping narrowing of a 64-bit integer.
-template <typename T> __device__ __forceinline__ T store_i64(i64 x) { return (T)(u64)x; }
-
-template <typename T> struct IsInt {
-    static const bool value = false;
-};
-template <> struct IsInt<u8> {
-    static const bool value = true;
-};
-template <> struct IsInt<u32> {
-    static const bool value = true;
-};
-template <> struct IsInt<i64> {
-    static const bool value = true;
-};
+// Loads, stores and conversions are common.cuh's; op codes are ops.cuh's.
+#include "ops.cuh"
 
 // ------------------------------------------------------ traversal helpers
-
 
 // out[i] = f(a[i]) over contiguous same-typed arrays, 16 bytes at a time
 // where the pointers allow.
@@ -181,11 +122,6 @@ WORD_KERNELS(8)
 
 // ------------------------------------------------------------------ casts
 
-template <typename TO, typename TI> __device__ __forceinline__ TO convert(TI x) {
-    if constexpr (IsInt<TI>::value && IsInt<TO>::value) return store_i64<TO>(load_i64(x));
-    else return store_f32<TO>(load_f32(x));
-}
-
 #define CAST(NI, TI, NO, TO)                                                                                                         \
     extern "C" __global__ void cast_##NI##_##NO(TO* out, const TI* in, Strided l, i64 n, int contig) {                              \
         map1(out, in, l, n, contig, [](TI x) { return convert<TO, TI>(x); });                                                        \
@@ -210,23 +146,12 @@ CAST_FROM(i64, i64)
 
 // ------------------------------------------------------------ unary ops
 
-// Integer unary ops (neg, abs, square, relu) with wrapping in 64 bits.
-__device__ __forceinline__ i64 unary_i(int op, i64 x) {
-    u64 u = (u64)x;
-    switch (op) {
-    case 0: return (i64)(0ull - u);
-    case 1: return x < 0 ? (i64)(0ull - u) : x;
-    case 7: return (i64)(u * u);
-    default: return x < 0 ? 0 : x;
-    }
-}
-
 #define UNARY_FLOAT(N, T)                                                                                                            \
     extern "C" __global__ void unary_##N(T* out, const T* in, Strided l, i64 n, int contig, int op) {                               \
-        map1(out, in, l, n, contig, [op](T x) { return from_f32<T>(unary_f(op, to_f32(x))); });                                      \
+        map1(out, in, l, n, contig, [op](T x) { return store_f32<T>(unary_f(op, load_f32(x))); });                                      \
     }                                                                                                                                \
     extern "C" __global__ void affine_##N(T* out, const T* in, Strided l, i64 n, int contig, float mul, float add) {                \
-        map1(out, in, l, n, contig, [mul, add](T x) { return from_f32<T>(to_f32(x) * mul + add); });                                \
+        map1(out, in, l, n, contig, [mul, add](T x) { return store_f32<T>(load_f32(x) * mul + add); });                                \
     }
 UNARY_FLOAT(f32, float)
 UNARY_FLOAT(f16, f16)
@@ -242,46 +167,12 @@ UNARY_INT(i64, i64)
 
 // ----------------------------------------------------------- binary ops
 
-__device__ __forceinline__ float binary_f(int op, float a, float b) {
-    switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return (a != a || b != b) ? __int_as_float(0x7fffffff) : fmaxf(a, b);
-    case 5: return (a != a || b != b) ? __int_as_float(0x7fffffff) : fminf(a, b);
-    default: return powf(a, b);
-    }
-}
-
-__device__ __forceinline__ i64 binary_i(int op, i64 a, i64 b) {
-    switch (op) {
-    case 0: return (i64)((u64)a + (u64)b);
-    case 1: return (i64)((u64)a - (u64)b);
-    case 2: return (i64)((u64)a * (u64)b);
-    case 3: return (b == 0 || (b == -1 && a == (i64)0x8000000000000000ull)) ? 0 : a / b;
-    case 4: return a > b ? a : b;
-    default: return a < b ? a : b;
-    }
-}
-
-template <typename T> __device__ __forceinline__ u8 cmp(int op, T a, T b) {
-    switch (op) {
-    case 0: return a == b;
-    case 1: return a != b;
-    case 2: return a < b;
-    case 3: return a <= b;
-    case 4: return a > b;
-    default: return a >= b;
-    }
-}
-
 #define BINARY_FLOAT(N, T)                                                                                                           \
     extern "C" __global__ void binary_##N(T* out, const T* a, Strided la, const T* b, Strided lb, i64 n, int contig, int op) {     \
-        map2(out, a, la, b, lb, n, contig, [op](T x, T y) { return from_f32<T>(binary_f(op, to_f32(x), to_f32(y))); });             \
+        map2(out, a, la, b, lb, n, contig, [op](T x, T y) { return store_f32<T>(binary_f(op, load_f32(x), load_f32(y))); });             \
     }                                                                                                                                \
     extern "C" __global__ void compare_##N(u8* out, const T* a, Strided la, const T* b, Strided lb, i64 n, int contig, int op) {   \
-        map2(out, a, la, b, lb, n, contig, [op](T x, T y) { return cmp(op, to_f32(x), to_f32(y)); });                               \
+        map2(out, a, la, b, lb, n, contig, [op](T x, T y) { return cmp(op, load_f32(x), load_f32(y)); });                               \
     }
 BINARY_FLOAT(f32, float)
 BINARY_FLOAT(f16, f16)

@@ -1,6 +1,7 @@
 // Data movement by index: index_select and gather (one kernel), nearest
-// upsampling, and the zero-padding pack that the matmul and attention
-// kernels use for operands their fast paths cannot read in place.
+// upsampling, the zero-padding pack that the matmul and attention kernels
+// use for operands their fast paths cannot read in place, and conv2d's
+// im2col.
 //
 // Elements move as raw words of 1, 2, 4 or 8 bytes, so every dtype (FP8
 // included) is handled without conversion.
@@ -17,7 +18,26 @@
 //   exactly in 64-bit integers.
 // - pack_pad: a strided view of `rows x cols` (logical order) into a dense
 //   `rows x cols_pad` buffer, zeros in the padding columns.
+// - im2col: x [n, c, h, w] by its strides (pointer at the first image of
+//   the chunk) into the dense patch matrix [images, groups, oh*ow, k_pad]:
+//   row p = oy*ow + ox of group g holds that output position's k =
+//   (c/groups)*kh*kw taps in (channel, ky, kx) order, the weight's own
+//   order, so the GEMM takes the weight [o, k] as it is stored. Tap
+//   (ci, ky, kx) reads x at (oy*stride - pad + ky*dilation, ox*stride - pad
+//   + kx*dilation), zero where that falls in the padding; columns k..k_pad
+//   are zero. k_pad (a multiple of 8 for the tensor-core GEMM) makes every
+//   row a k-major operand cp.async can read in place.
 #include "common.cuh"
+
+// Geometry of one conv2d (all in elements; strides of x).
+struct ConvGeom {
+    i64 c, h, w;
+    i64 sn, sc, sh, sw;
+    i64 kh, kw;
+    i64 stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    i64 oh, ow;
+    i64 groups, k, k_pad;
+};
 
 
 template <typename W, typename I>
@@ -44,6 +64,24 @@ template <typename W> __device__ void pack_pad(W* out, const W* in, Strided l, i
     }
 }
 
+template <typename W> __device__ void im2col(W* out, const W* x, ConvGeom g, i64 images) {
+    i64 positions = g.oh * g.ow, cg = g.c / g.groups, taps = g.kh * g.kw;
+    GRID_LOOP(e, images * g.groups * positions * g.k_pad) {
+        i64 kk = e % g.k_pad, t = e / g.k_pad;
+        i64 p = t % positions;
+        t /= positions;
+        i64 gi = t % g.groups, ni = t / g.groups;
+        W v = (W)0;
+        if (kk < g.k) {
+            i64 ci = gi * cg + kk / taps, tap = kk % taps;
+            i64 iy = (p / g.ow) * g.stride_h - g.pad_h + (tap / g.kw) * g.dil_h;
+            i64 ix = (p % g.ow) * g.stride_w - g.pad_w + (tap % g.kw) * g.dil_w;
+            if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) v = x[ni * g.sn + ci * g.sc + iy * g.sh + ix * g.sw];
+        }
+        out[e] = v;
+    }
+}
+
 #define INDEXED(B, NI, I)                                                                                                            \
     extern "C" __global__ void indexed_copy_##B##_##NI(Word<B>::T* out, const Word<B>::T* src, Strided ls, const I* ids, Strided li, \
                                                         i64 dim_stride, i64 n) {                                                     \
@@ -64,3 +102,11 @@ WORD_KERNELS(1)
 WORD_KERNELS(2)
 WORD_KERNELS(4)
 WORD_KERNELS(8)
+
+// Convolutions take the compute floats: 2- and 4-byte words.
+#define IM2COL(B)                                                                                                                    \
+    extern "C" __global__ void im2col_##B(Word<B>::T* out, const Word<B>::T* x, ConvGeom g, i64 images) {                          \
+        im2col<Word<B>::T>(out, x, g, images);                                                                                      \
+    }
+IM2COL(2)
+IM2COL(4)

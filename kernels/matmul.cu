@@ -1,5 +1,8 @@
-// Matrix products C[z] = A[z] B[z] for a batch of z: a tensor-core GEMM for
-// f16/bf16, a SIMT GEMM for f32, and GEMV kernels for one-row products.
+// Matrix products C[z] = act(A[z] B[z] + bias) for a batch of z: a
+// tensor-core GEMM for f16/bf16, a SIMT GEMM for f32, and GEMV kernels for
+// one-row products, all with the same epilogue (bias and activation on the
+// f32 accumulators, one rounding). The plain matmul, matmul_bias and the
+// GEMM of conv2d (after index.cu's im2col) are these kernels.
 //
 // Tensor-core GEMM (gemm_tc_*): block tiles of BM x BN with BK = 32, split
 // into warp tiles of WM x WN computed by mma.sync.m16n8k16 (f32
@@ -12,8 +15,12 @@
 // bank groups:
 //   k-major tile (rows of 32 k = 4 chunks): chunk c of row r at r*4 + (c ^ ((r >> 1) & 3))
 //   mn-major tile (rows of BM or BN, >= 8 chunks): chunk c of k-row r at r*(BM/8) + (c ^ (r & 7))
-// The epilogue rounds each accumulator pair once and stores it with bounds
-// checks (so M and N are arbitrary).
+// The epilogue (struct Epilogue below: bias, then activation) works on the
+// f32 accumulators, rounds each once and stores with bounds checks (so M
+// and N are arbitrary): straight from registers without an activation, and
+// through an f32 tile in shared memory (BM x (BN + 8), reusing the pipeline
+// buffers) with one, so that the activation's code is not repeated per
+// accumulator.
 //
 // Layouts: A element (m, k) is A[m*lda + k] (A_KMAJOR) or A[k*lda + m]; B
 // element (k, n) is B[n*ldb + k] (B_KMAJOR, e.g. a [n, k] weight used as
@@ -32,7 +39,39 @@
 // reads its weight row with 16-byte loads where aligned; otherwise a warp
 // per output walks k with any strides; with B n-contiguous, one thread per
 // output walks k (coalesced across the warp).
-#include "common.cuh"
+#include "ops.cuh"
+
+// ---------------------------------------------------------------- epilogue
+
+// What every product kernel applies to an f32 accumulator before rounding
+// it once: out = act(acc + bias(z, row, col)), with
+//   bias(z, row, col) = bias[(z % groups) * bias_group + row * bias_sm + col * bias_sn]
+// for batch z, output row `row` and column `col` of that batch. A layer's
+// bias [n] has bias_sn = its stride (the rest 0, groups 1); a grouped
+// convolution's bias per output channel has bias_sm = its stride and
+// bias_group = (channels per group) * stride, batch z being (image, group).
+// A null bias adds nothing; act is a unary op code (ops.cuh) or ACT_NONE.
+struct Epilogue {
+    const void* bias;
+    i64 bias_group;
+    i64 bias_sm;
+    i64 bias_sn;
+    int groups;
+    int act;
+};
+
+// The epilogue of one batch entry (its bias slice resolved once).
+template <typename T> struct BatchEpilogue {
+    const T* bias;
+    i64 sm, sn;
+    int act;
+    __device__ __forceinline__ BatchEpilogue(const Epilogue& ep, i64 z)
+        : bias(ep.bias ? (const T*)ep.bias + (z % ep.groups) * ep.bias_group : nullptr), sm(ep.bias_sm), sn(ep.bias_sn), act(ep.act) {}
+    __device__ __forceinline__ float add_bias(float v, int row, int col) const {
+        return bias ? v + load_f32(bias[row * sm + col * sn]) : v;
+    }
+    __device__ __forceinline__ float apply(float v, int row, int col) const { return activation(act, add_bias(v, row, col)); }
+};
 
 // -------------------------------------------------- shared-memory swizzles
 
@@ -99,7 +138,7 @@ template <typename T, int BN, bool KMAJOR> __device__ __forceinline__ void frag_
 
 template <typename T, int BM, int BN, int WARPS_M, int WARPS_N, int STAGES, bool A_KMAJOR, bool B_KMAJOR>
 __device__ __forceinline__ void gemm_tc(T* C, const T* A, const T* B, int M, int N, int K, i64 lda, i64 ldb, const Strided& ba,
-                                        const Strided& bb, i64 z0) {
+                                        const Strided& bb, i64 z0, const Epilogue& ep) {
     constexpr int THREADS = WARPS_M * WARPS_N * 32;
     constexpr int BK = 32;
     constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
@@ -172,26 +211,58 @@ __device__ __forceinline__ void gemm_tc(T* C, const T* A, const T* B, int M, int
     }
     cp_async_wait<0>();
 
-    // Accumulator (i, j): rows lane/4 and lane/4 + 8, columns 2*(lane%4) + {0, 1}.
-    bool pairs = (N & 1) == 0;
+    BatchEpilogue<T> epi(ep, z);
+    if (ep.act == ACT_NONE) {
+        // Accumulator (i, j): rows lane/4 and lane/4 + 8, columns 2*(lane%4) + {0, 1}.
+        bool pairs = (N & 1) == 0;
 #pragma unroll
-    for (int i = 0; i < MT; ++i) {
+        for (int i = 0; i < MT; ++i) {
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
-            int col = n0 + wn + j * 8 + (lane & 3) * 2;
+            for (int j = 0; j < NT; ++j) {
+                int col = n0 + wn + j * 8 + (lane & 3) * 2;
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                int row = m0 + wm + i * 16 + (lane >> 2) + h * 8;
-                if (row >= M) continue;
-                float lo = acc[i][j][2 * h], hi = acc[i][j][2 * h + 1];
-                T* dst = C + (i64)row * N + col;
-                if (pairs && col + 1 < N) {
-                    *(u32*)dst = pack2<T>(lo, hi);
-                } else {
-                    if (col < N) dst[0] = from_f32<T>(lo);
-                    if (col + 1 < N) dst[1] = from_f32<T>(hi);
+                for (int h = 0; h < 2; ++h) {
+                    int row = m0 + wm + i * 16 + (lane >> 2) + h * 8;
+                    if (row >= M) continue;
+                    float lo = acc[i][j][2 * h], hi = acc[i][j][2 * h + 1];
+                    T* dst = C + (i64)row * N + col;
+                    if (pairs && col + 1 < N) {
+                        *(u32*)dst = pack2<T>(epi.add_bias(lo, row, col), epi.add_bias(hi, row, col + 1));
+                    } else {
+                        if (col < N) dst[0] = store_f32<T>(epi.add_bias(lo, row, col));
+                        if (col + 1 < N) dst[1] = store_f32<T>(epi.add_bias(hi, row, col + 1));
+                    }
                 }
             }
+        }
+    } else {
+        // With an activation: the accumulators go to shared memory as f32
+        // (the pipeline's buffers are free once every warp is past its last
+        // k-tile), then a rolled loop adds the bias and applies the op, so
+        // the op's code appears once, not once per accumulator. Rows of
+        // BN + 8 floats: the eight rows of a fragment's float2 stores fall
+        // in distinct bank pairs within each half-warp.
+        constexpr int LDC = BN + 8;
+        float* sC = (float*)smem_raw;
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+#pragma unroll
+            for (int j = 0; j < NT; ++j) {
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    int r = wm + i * 16 + (lane >> 2) + h * 8, c = wn + j * 8 + (lane & 3) * 2;
+                    float2 v;
+                    v.x = acc[i][j][2 * h];
+                    v.y = acc[i][j][2 * h + 1];
+                    *(float2*)(sC + r * LDC + c) = v;
+                }
+            }
+        }
+        __syncthreads();
+        for (int e = threadIdx.x; e < BM * BN; e += THREADS) {
+            int r = e / BN, c = e % BN, row = m0 + r, col = n0 + c;
+            if (row < M && col < N) C[(i64)row * N + col] = store_f32<T>(epi.apply(sC[r * LDC + c], row, col));
         }
     }
 }
@@ -199,8 +270,8 @@ __device__ __forceinline__ void gemm_tc(T* C, const T* A, const T* B, int M, int
 // One kernel per configuration and operand layout; blockIdx.z + z0 is the batch.
 #define GEMM_TC(NAME, T, BM, BN, WM_, WN_, ST, AK, BKM)                                                                               \
     extern "C" __global__ void __launch_bounds__(WM_* WN_ * 32)                                                                     \
-        NAME(T* C, const T* A, const T* B, int M, int N, int K, i64 lda, i64 ldb, Strided ba, Strided bb, i64 z0) {                  \
-        gemm_tc<T, BM, BN, WM_, WN_, ST, AK, BKM>(C, A, B, M, N, K, lda, ldb, ba, bb, z0);                                              \
+        NAME(T* C, const T* A, const T* B, int M, int N, int K, i64 lda, i64 ldb, Strided ba, Strided bb, i64 z0, Epilogue ep) {     \
+        gemm_tc<T, BM, BN, WM_, WN_, ST, AK, BKM>(C, A, B, M, N, K, lda, ldb, ba, bb, z0, ep);                                        \
     }
 
 // Large tiles: 128 x 128, 4 warps of 64 x 64, 4 stages (64 KiB of shared memory).
@@ -220,7 +291,7 @@ GEMM_TYPE(bf16, bf16)
 // -------------------------------------------------------------- f32 GEMM
 
 extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float* A, const float* B, int M, int N, int K, i64 sam, i64 sak,
-                                                           i64 sbk, i64 sbn, Strided ba, Strided bb, i64 z0) {
+                                                           i64 sbk, i64 sbn, Strided ba, Strided bb, i64 z0, Epilogue ep) {
     constexpr int BM = 64, BN = 64, BK = 16;
     __shared__ float sA[BK][BM + 4];
     __shared__ float sB[BK][BN + 4];
@@ -260,6 +331,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
         }
         __syncthreads();
     }
+    BatchEpilogue<float> epi(ep, z);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         int gm = m0 + ty * 4 + i;
@@ -267,7 +339,7 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(float* C, const float
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             int gn = n0 + tx * 4 + j;
-            if (gn < N) C[(i64)gm * N + gn] = acc[i][j];
+            if (gn < N) C[(i64)gm * N + gn] = epi.apply(acc[i][j], gm, gn);
         }
     }
 }
@@ -284,12 +356,13 @@ template <typename T> union Vec16Load {
 // of 16 / sizeof(T), and `a` contiguous and aligned (16-byte loads of both).
 template <typename T>
 __device__ void gemv_rows(T* out, const T* a, i64 sak, const T* B, i64 sbk, i64 sbn, int N, int K, i64 batches, int vec, const Strided& ba,
-                          const Strided& bb) {
+                          const Strided& bb, const Epilogue& ep) {
     constexpr int V = 16 / sizeof(T);
     int warps = blockDim.x >> 5, lane = threadIdx.x & 31;
     for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
         const T* az = a + strided_offset(ba, z);
         const T* bz = B + strided_offset(bb, z);
+        BatchEpilogue<T> epi(ep, z);
         for (int n = blockIdx.x * warps + (threadIdx.x >> 5); n < N; n += gridDim.x * warps) {
             const T* row = bz + (i64)n * sbn;
             float s = 0.0f;
@@ -299,13 +372,13 @@ __device__ void gemv_rows(T* out, const T* a, i64 sak, const T* B, i64 sbk, i64 
                     w.raw = *(const uint4*)(row + k);
                     x.raw = *(const uint4*)(az + k);
 #pragma unroll
-                    for (int e = 0; e < V; ++e) s = fmaf(to_f32(x.v[e]), to_f32(w.v[e]), s);
+                    for (int e = 0; e < V; ++e) s = fmaf(load_f32(x.v[e]), load_f32(w.v[e]), s);
                 }
             } else {
-                for (int k = lane; k < K; k += 32) s = fmaf(to_f32(az[k * sak]), to_f32(row[k * sbk]), s);
+                for (int k = lane; k < K; k += 32) s = fmaf(load_f32(az[k * sak]), load_f32(row[k * sbk]), s);
             }
             s = warp_sum(s);
-            if (lane == 0) out[z * N + n] = from_f32<T>(s);
+            if (lane == 0) out[z * N + n] = store_f32<T>(epi.apply(s, 0, n));
         }
     }
 }
@@ -313,26 +386,28 @@ __device__ void gemv_rows(T* out, const T* a, i64 sak, const T* B, i64 sbk, i64 
 // One thread per output, for B(k, n) = B[k*sbk + n] (n contiguous): the
 // threads of a warp read 32 neighbouring weights of each k row.
 template <typename T>
-__device__ void gemv_cols(T* out, const T* a, i64 sak, const T* B, i64 sbk, int N, int K, i64 batches, const Strided& ba, const Strided& bb) {
+__device__ void gemv_cols(T* out, const T* a, i64 sak, const T* B, i64 sbk, int N, int K, i64 batches, const Strided& ba, const Strided& bb,
+                          const Epilogue& ep) {
     for (i64 z = blockIdx.y; z < batches; z += gridDim.y) {
         const T* az = a + strided_offset(ba, z);
         const T* bz = B + strided_offset(bb, z);
+        BatchEpilogue<T> epi(ep, z);
         for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x) {
             float s = 0.0f;
-            for (int k = 0; k < K; ++k) s = fmaf(to_f32(az[k * sak]), to_f32(bz[k * sbk + n]), s);
-            out[z * N + n] = from_f32<T>(s);
+            for (int k = 0; k < K; ++k) s = fmaf(load_f32(az[k * sak]), load_f32(bz[k * sbk + n]), s);
+            out[z * N + n] = store_f32<T>(epi.apply(s, 0, n));
         }
     }
 }
 
 #define GEMV(N, T)                                                                                                                   \
     extern "C" __global__ void gemv_rows_##N(T* out, const T* a, i64 sak, const T* B, i64 sbk, i64 sbn, int n, int k, i64 batches,  \
-                                             int vec, Strided ba, Strided bb) {                                                     \
-        gemv_rows<T>(out, a, sak, B, sbk, sbn, n, k, batches, vec, ba, bb);                                                          \
+                                             int vec, Strided ba, Strided bb, Epilogue ep) {                                        \
+        gemv_rows<T>(out, a, sak, B, sbk, sbn, n, k, batches, vec, ba, bb, ep);                                                      \
     }                                                                                                                                \
     extern "C" __global__ void gemv_cols_##N(T* out, const T* a, i64 sak, const T* B, i64 sbk, int n, int k, i64 batches, Strided ba, \
-                                             Strided bb) {                                                                           \
-        gemv_cols<T>(out, a, sak, B, sbk, n, k, batches, ba, bb);                                                                    \
+                                             Strided bb, Epilogue ep) {                                                              \
+        gemv_cols<T>(out, a, sak, B, sbk, n, k, batches, ba, bb, ep);                                                                \
     }
 GEMV(f32, float)
 GEMV(f16, f16)

@@ -1,6 +1,5 @@
 // Row-wise fused ops: softmax / log-softmax, layer norm and RMS norm (each
-// optionally fused with a residual add), rotary embeddings, and bias +
-// activation.
+// optionally fused with a residual add), group norm, rotary embeddings.
 //
 // Algorithm (softmax, norms): a row of `n` elements is handled by a group of
 // `tpr` threads: a warp (tpr = 32, several rows per block) for rows of up
@@ -8,7 +7,10 @@
 // reads its row once into shared memory as f32 when the host grants room
 // (`cached`), so max, sums and the output pass read on-chip memory and the
 // row costs one read and one write of global memory; otherwise the row is
-// re-read. Softmax subtracts the row max; log-softmax writes x - max -
+// re-read. Group norm is the layer norm of rows made of one (image, group):
+// x [N, C, spatial...] viewed as N*G rows of (C/G)*spatial elements, the
+// weight and bias element of row r, element j being channel
+// (r % G) * (C/G) + j / spatial. Softmax subtracts the row max; log-softmax writes x - max -
 // log(sum). Norm statistics are f32 two-pass (mean, then centred squares).
 // With a residual, the norm input is x + residual, which is also written out
 // (`sum_out`), so "h = h + f(h); y = norm(h)" is one launch.
@@ -19,12 +21,13 @@
 // [t, half] by their strides, the first 2*half features rotated (pairs
 // (i, i + half), or (2i, 2i + 1) when interleaved), the rest copied.
 //
-// Limits: rows of up to 2^31 elements; f32/f16/bf16 in, same dtype out.
+// Limits: rows of up to 2^31 elements; f32/f16/bf16 in, same dtype out;
+// statistics in f32.
 #include "common.cuh"
 
 // Element i of a view of n elements (dense when `contig`).
 template <typename T> __device__ __forceinline__ float row_elem(const T* x, const Strided& l, int contig, i64 i, i64 n) {
-    return to_f32(x[contig ? i : offset_of(l, i, n)]);
+    return load_f32(x[contig ? i : offset_of(l, i, n)]);
 }
 
 // Sum / max over a group of `tpr` threads (a warp, or the block).
@@ -62,7 +65,7 @@ template <typename T, typename F> __device__ __forceinline__ void load_row_vec(f
         Vec16<T> c = *(const Vec16<T>*)(x + j);
 #pragma unroll
         for (int e = 0; e < V; ++e) {
-            float v = to_f32(c.v[e]);
+            float v = load_f32(c.v[e]);
             row[j + e] = v;
             f(v);
         }
@@ -76,7 +79,7 @@ template <typename T, typename G> __device__ __forceinline__ void store_row_vec(
     for (i64 j = (i64)t * V; j < n; j += (i64)tpr * V) {
         Vec16<T> c;
 #pragma unroll
-        for (int e = 0; e < V; ++e) c.v[e] = from_f32<T>(g(row[j + e], j + e));
+        for (int e = 0; e < V; ++e) c.v[e] = store_f32<T>(g(row[j + e], j + e));
         *(Vec16<T>*)(out + j) = c;
     }
 }
@@ -120,7 +123,7 @@ __device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int
             } else {
                 for (i64 j = t; j < n; j += tpr) {
                     float v = cached ? row[j] : row_elem(x, l, contig, r * n + j, rows * n);
-                    out[r * n + j] = from_f32<T>(value(v, j));
+                    out[r * n + j] = store_f32<T>(value(v, j));
                 }
             }
         }
@@ -129,16 +132,17 @@ __device__ void softmax_rows(T* out, const T* x, Strided l, i64 rows, i64 n, int
 
 // ------------------------------------------------------------------ norms
 
-// `vec` as for softmax (never with a residual).
-template <typename T>
+// `vec` as for softmax (never with a residual). `param(r, j)` is the index
+// of the weight and bias element that scales element j of row r.
+template <typename T, typename P>
 __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws, const T* b, i64 bs,
-                          i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached, int vec) {
+                          i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached, int vec, P param) {
     constexpr int V = 16 / sizeof(T);
     for_rows(rows, n, tpr, [&](i64 r, bool live, int t, float* row, float* scratch) {
         // The norm's input: x, or x + res (rounded to T once, as written out).
         auto input = [&](i64 j) -> float {
             float v = row_elem(x, lx, contig, r * n + j, rows * n);
-            if (res) v = to_f32(from_f32<T>(v + row_elem(res, lr, 0, r * n + j, rows * n)));
+            if (res) v = load_f32(store_f32<T>(v + row_elem(res, lr, 0, r * n + j, rows * n)));
             return v;
         };
         float s = 0.0f;
@@ -148,7 +152,7 @@ __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* r
             for (i64 j = t; j < n; j += tpr) {
                 float v = input(j);
                 if (cached) row[j] = v;
-                if (sum_out) sum_out[r * n + j] = from_f32<T>(v);
+                if (sum_out) sum_out[r * n + j] = store_f32<T>(v);
                 s += v;
             }
         }
@@ -165,14 +169,17 @@ __device__ void norm_rows(T* out, T* sum_out, const T* x, Strided lx, const T* r
         float inv = 1.0f / sqrtf(group_sum(q, tpr, scratch) / (float)n + eps);
         auto value = [&](float v, i64 j) {
             float y = (v - mean) * inv;
-            if (w) y *= to_f32(w[j * ws]);
-            if (b) y += to_f32(b[j * bs]);
+            if (w || b) {
+                i64 p = param(r, j);
+                if (w) y *= load_f32(w[p * ws]);
+                if (b) y += load_f32(b[p * bs]);
+            }
             return y;
         };
         if (live && vec) {
             store_row_vec(out + r * n, row, n, t, tpr, value);
         } else if (live) {
-            for (i64 j = t; j < n; j += tpr) out[r * n + j] = from_f32<T>(value(cached ? row[j] : input(j), j));
+            for (i64 j = t; j < n; j += tpr) out[r * n + j] = store_f32<T>(value(cached ? row[j] : input(j), j));
         }
     });
 }
@@ -184,7 +191,7 @@ __device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs
                      i64 half, int interleaved) {
     GRID_LOOP(e, total) {
         i64 row = e / d, i = e - row * d, pos = row % t;
-        float v = to_f32(x[offset_of(l, e, total)]);
+        float v = load_f32(x[offset_of(l, e, total)]);
         if (i < 2 * half) {
             i64 k, partner;
             bool first;
@@ -197,22 +204,11 @@ __device__ void rope(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs
                 k = first ? i : i - half;
                 partner = first ? i + half : i - half;
             }
-            float p = to_f32(x[offset_of(l, row * d + partner, total)]);
-            float c = to_f32(cs[pos * cs0 + k * cs1]), s = to_f32(sn[pos * sn0 + k * sn1]);
+            float p = load_f32(x[offset_of(l, row * d + partner, total)]);
+            float c = load_f32(cs[pos * cs0 + k * cs1]), s = load_f32(sn[pos * sn0 + k * sn1]);
             v = first ? v * c - p * s : v * c + p * s;
         }
-        out[e] = from_f32<T>(v);
-    }
-}
-
-// ---------------------------------------------------------- bias + activation
-
-// out = act(x + bias) with bias along the last dim; act is a unary op code,
-// or -1 for none.
-template <typename T> __device__ void bias_act(T* out, const T* x, Strided l, const T* bias, i64 bs, i64 total, i64 n, int act) {
-    GRID_LOOP(e, total) {
-        float v = to_f32(x[offset_of(l, e, total)]) + to_f32(bias[(e % n) * bs]);
-        out[e] = from_f32<T>(act < 0 ? v : unary_f(act, v));
+        out[e] = store_f32<T>(v);
     }
 }
 
@@ -224,14 +220,18 @@ template <typename T> __device__ void bias_act(T* out, const T* x, Strided l, co
     extern "C" __global__ void norm_##N(T* out, T* sum_out, const T* x, Strided lx, const T* res, Strided lr, const T* w, i64 ws,    \
                                         const T* b, i64 bs, i64 rows, i64 n, int contig, float eps, int rms, int tpr, int cached,    \
                                         int vec) {                                                                                   \
-        norm_rows<T>(out, sum_out, x, lx, res, lr, w, ws, b, bs, rows, n, contig, eps, rms, tpr, cached, vec);                       \
+        norm_rows<T>(out, sum_out, x, lx, res, lr, w, ws, b, bs, rows, n, contig, eps, rms, tpr, cached, vec,                        \
+                     [](i64, i64 j) { return j; });                                                                                  \
+    }                                                                                                                                \
+    extern "C" __global__ void group_norm_##N(T* out, const T* x, Strided lx, const T* w, i64 ws, const T* b, i64 bs, i64 rows,      \
+                                              i64 n, i64 groups, i64 spatial, int contig, float eps, int tpr, int cached, int vec) { \
+        i64 per_group = n / spatial;                                                                                                 \
+        norm_rows<T>(out, nullptr, x, lx, nullptr, Strided(), w, ws, b, bs, rows, n, contig, eps, 0, tpr, cached, vec,               \
+                     [=](i64 r, i64 j) { return (r % groups) * per_group + j / spatial; });                                          \
     }                                                                                                                                \
     extern "C" __global__ void rope_##N(T* out, const T* x, Strided l, const T* cs, i64 cs0, i64 cs1, const T* sn, i64 sn0, i64 sn1, \
                                         i64 total, i64 t, i64 d, i64 half, int interleaved) {                                        \
         rope<T>(out, x, l, cs, cs0, cs1, sn, sn0, sn1, total, t, d, half, interleaved);                                              \
-    }                                                                                                                                \
-    extern "C" __global__ void bias_act_##N(T* out, const T* x, Strided l, const T* bias, i64 bs, i64 total, i64 n, int act) {      \
-        bias_act<T>(out, x, l, bias, bs, total, n, act);                                                                             \
     }
 NORM_KERNELS(f32, float)
 NORM_KERNELS(f16, f16)

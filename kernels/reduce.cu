@@ -24,17 +24,7 @@
 //   same network in global memory, one launch per merge step.
 //
 // Limits: row_len below 2^31; rows below 2^31.
-#include "common.cuh"
-
-__device__ __forceinline__ float ld(float x) { return x; }
-__device__ __forceinline__ float ld(f16 x) { return to_f32(x); }
-__device__ __forceinline__ float ld(bf16 x) { return to_f32(x); }
-__device__ __forceinline__ i64 ld(u8 x) { return (i64)x; }
-__device__ __forceinline__ i64 ld(u32 x) { return (i64)x; }
-__device__ __forceinline__ i64 ld(i64 x) { return x; }
-
-template <typename T> __device__ __forceinline__ T st_f(float x) { return from_f32<T>(x); }
-template <typename T> __device__ __forceinline__ T st_i(i64 x) { return (T)(u64)x; }
+#include "ops.cuh"
 
 // Element i of the rows x row_len view (n elements in all).
 template <typename T> __device__ __forceinline__ T elem(const T* in, const Strided& l, int contig, i64 i, i64 n) {
@@ -52,25 +42,39 @@ template <typename V> __device__ __forceinline__ V shfl(V v, int o) { return __s
 
 // ---------------------------------------------------------------- reduce
 
-// op: 0 sum, 1 mean, 2 max, 3 min.
+// op: REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX or REDUCE_MIN (ops.cuh); the host
+// sends only these, and the kernels trap on any other code.
+// Whether `op` sums (sum, mean) rather than taking an extreme; traps on a
+// code that is not a reduction.
+__device__ __forceinline__ bool reduce_sums(int op) {
+    switch (op) {
+    case REDUCE_SUM:
+    case REDUCE_MEAN: return true;
+    case REDUCE_MAX:
+    case REDUCE_MIN: return false;
+    default: unknown_op(); return false;
+    }
+}
+
 template <typename T>
 __device__ void reduce_float(T* out, const T* in, Strided l, i64 rows, i64 row_len, int contig, int op) {
     __shared__ double ssum[32];
     __shared__ float sext[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    bool sums = reduce_sums(op), is_max = op == REDUCE_MAX;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         double sum = 0.0;
-        float ext = row_len > 0 ? ld(elem(in, l, contig, r * row_len, rows * row_len)) : 0.0f;
+        float ext = row_len > 0 ? load_value(elem(in, l, contig, r * row_len, rows * row_len)) : 0.0f;
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            float x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
-            if (op <= 1) sum += (double)x;
-            else ext = op == 2 ? nan_max(ext, x) : nan_min(ext, x);
+            float x = load_value(elem(in, l, contig, r * row_len + j, rows * row_len));
+            if (sums) sum += (double)x;
+            else ext = is_max ? nan_max(ext, x) : nan_min(ext, x);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) {
             sum += shfl(sum, o);
             float e = shfl(ext, o);
-            ext = op == 2 ? nan_max(ext, e) : nan_min(ext, e);
+            ext = is_max ? nan_max(ext, e) : nan_min(ext, e);
         }
         if (lane == 0) {
             ssum[warp] = sum;
@@ -80,10 +84,10 @@ __device__ void reduce_float(T* out, const T* in, Strided l, i64 rows, i64 row_l
         if (threadIdx.x == 0) {
             for (int w = 1; w < warps; ++w) {
                 sum += ssum[w];
-                ext = op == 2 ? nan_max(ext, sext[w]) : nan_min(ext, sext[w]);
+                ext = is_max ? nan_max(ext, sext[w]) : nan_min(ext, sext[w]);
             }
-            float v = op == 0 ? (float)sum : op == 1 ? (float)(sum / (double)row_len) : ext;
-            out[r] = st_f<T>(v);
+            float v = !sums ? ext : op == REDUCE_SUM ? (float)sum : (float)(sum / (double)row_len);
+            out[r] = store_f32<T>(v);
         }
         __syncthreads();
     }
@@ -92,25 +96,26 @@ __device__ void reduce_float(T* out, const T* in, Strided l, i64 rows, i64 row_l
 template <typename T> __device__ void reduce_int(T* out, const T* in, Strided l, i64 rows, i64 row_len, int contig, int op) {
     __shared__ i64 sacc[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    bool sums = reduce_sums(op), is_max = op == REDUCE_MAX;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        i64 acc = (op <= 1 || row_len == 0) ? 0 : ld(elem(in, l, contig, r * row_len, rows * row_len));
+        i64 acc = (sums || row_len == 0) ? 0 : load_value(elem(in, l, contig, r * row_len, rows * row_len));
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            i64 x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
-            acc = op <= 1 ? (i64)((u64)acc + (u64)x) : op == 2 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+            i64 x = load_value(elem(in, l, contig, r * row_len + j, rows * row_len));
+            acc = sums ? (i64)((u64)acc + (u64)x) : is_max ? (x > acc ? x : acc) : (x < acc ? x : acc);
         }
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) {
             i64 x = shfl(acc, o);
-            acc = op <= 1 ? (i64)((u64)acc + (u64)x) : op == 2 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+            acc = sums ? (i64)((u64)acc + (u64)x) : is_max ? (x > acc ? x : acc) : (x < acc ? x : acc);
         }
         if (lane == 0) sacc[warp] = acc;
         __syncthreads();
         if (threadIdx.x == 0) {
             for (int w = 1; w < warps; ++w) {
                 i64 x = sacc[w];
-                acc = op <= 1 ? (i64)((u64)acc + (u64)x) : op == 2 ? (x > acc ? x : acc) : (x < acc ? x : acc);
+                acc = sums ? (i64)((u64)acc + (u64)x) : is_max ? (x > acc ? x : acc) : (x < acc ? x : acc);
             }
-            out[r] = st_i<T>(acc);
+            out[r] = store_i64<T>(acc);
         }
         __syncthreads();
     }
@@ -127,15 +132,15 @@ template <typename V> __device__ __forceinline__ bool arg_better(V a, i64 ia, V 
 }
 
 template <typename T> __device__ void arg_reduce(i64* out, const T* in, Strided l, i64 rows, i64 row_len, int contig, int is_max) {
-    typedef decltype(ld(T())) V;
+    typedef decltype(load_value(T())) V;
     __shared__ V sval[32];
     __shared__ i64 sidx[32];
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        V best = ld(elem(in, l, contig, r * row_len, rows * row_len));
+        V best = load_value(elem(in, l, contig, r * row_len, rows * row_len));
         i64 bi = 0;
         for (i64 j = threadIdx.x; j < row_len; j += blockDim.x) {
-            V x = ld(elem(in, l, contig, r * row_len + j, rows * row_len));
+            V x = load_value(elem(in, l, contig, r * row_len + j, rows * row_len));
             if (arg_better(x, j, best, bi, is_max)) {
                 best = x;
                 bi = j;
@@ -194,8 +199,8 @@ template <typename A> __device__ __forceinline__ A block_scan(A v, A* warp_total
 }
 
 // The scan's result in the output type: f64 sums round once, u64 sums wrap.
-template <typename T> __device__ __forceinline__ T from_acc(double v) { return st_f<T>((float)v); }
-template <typename T> __device__ __forceinline__ T from_acc(u64 v) { return st_i<T>((i64)v); }
+template <typename T> __device__ __forceinline__ T from_acc(double v) { return store_f32<T>((float)v); }
+template <typename T> __device__ __forceinline__ T from_acc(u64 v) { return store_i64<T>((i64)v); }
 
 // A is double (floats) or u64 (integers, wrapping).
 template <typename T, typename A>
@@ -206,7 +211,7 @@ __device__ void cumsum(T* out, Strided lo, const T* in, Strided l, i64 rows, i64
         A carry = A(0);
         for (i64 j0 = 0; j0 < row_len; j0 += blockDim.x) {
             i64 j = j0 + threadIdx.x;
-            A x = j < row_len ? (A)ld(elem(in, l, contig, r * row_len + j, rows * row_len)) : A(0);
+            A x = j < row_len ? (A)load_value(elem(in, l, contig, r * row_len + j, rows * row_len)) : A(0);
             A s = block_scan(x, totals);
             if (j < row_len) out[offset_of(lo, r * row_len + j, rows * row_len)] = from_acc<T>(s + carry);
             if (threadIdx.x == blockDim.x - 1) carry_s = s;
@@ -261,7 +266,7 @@ __device__ void argsort_smem(i64* out, Strided lo, const T* in, Strided l, i64 r
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         for (int i = threadIdx.x; i < p; i += blockDim.x) {
             if (i < row_len) {
-                keys[i] = sort_key(ld(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
+                keys[i] = sort_key(load_value(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
                 idx[i] = (u32)i;
             } else {
                 keys[i] = ~0ull;
@@ -289,7 +294,7 @@ __device__ void argsort_init(u64* keys, u32* idx, const T* in, Strided l, i64 ro
     GRID_LOOP(e, rows * p) {
         i64 r = e / p, i = e - r * p;
         if (i < row_len) {
-            keys[e] = sort_key(ld(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
+            keys[e] = sort_key(load_value(elem(in, l, contig, r * row_len + i, rows * row_len)), desc);
             idx[e] = (u32)i;
         } else {
             keys[e] = ~0ull;

@@ -9,7 +9,8 @@
 #
 # - every kernel file, in every variant the backend compiles, builds through
 #   the backend's NVRTC path for sm_80 and sm_90a;
-# - ptxas -v reports no register spills in the matmul and attention kernels;
+# - ptxas -v reports no register spills in the matmul, attention, norm and
+#   index kernels (and prints each kernel's register count);
 # - with a GPU, the whole conformance suite runs on it (without one those
 #   tests print why they did not run).
 #

@@ -5,8 +5,8 @@ use crate::memory::CudaStorage;
 use crate::ops::{self, Ctx};
 use std::sync::Arc;
 use tessera_tensor::{
-    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DType, DeviceInfo, ReduceOp, Result, RopeStyle,
-    StorageRef, UnaryOp, View,
+    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DType, DeviceInfo, NormKind, ReduceOp, Result,
+    RopeStyle, StorageRef, UnaryOp, View,
 };
 
 /// A CUDA device as a Tessera backend. Every op is queued on the device's
@@ -137,6 +137,30 @@ impl Backend for CudaBackend {
         ops::index::cat(&self.cx(), srcs, dim).map(wrap)
     }
 
+    /// The bias and activation run in the epilogue of the GEMV, SIMT and
+    /// tensor-core kernels, on the f32 accumulators.
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        ops::matmul::matmul_bias(&self.cx(), lhs, rhs, bias, act).map(|s| s.map(wrap))
+    }
+    /// The residual row kernel of norm.cu: one pass writes the rounded sum
+    /// and the norm of it.
+    fn add_norm(
+        &self,
+        x: View,
+        residual: View,
+        w: Option<View>,
+        b: Option<View>,
+        eps: f64,
+        kind: NormKind,
+    ) -> Result<Option<(StorageRef, StorageRef)>> {
+        let p = ops::norm::NormArgs { x, res: Some(residual), w, b, eps, rms: kind == NormKind::Rms };
+        match ops::norm::norm(&self.cx(), &p)? {
+            (y, Some(h)) => Ok(Some((wrap(y), wrap(h)))),
+            (_, None) => {
+                Err(tessera_tensor::Error::Device { device: self.dev.name.clone(), msg: "the residual norm kernel returned no sum".into() })
+            }
+        }
+    }
     fn softmax_last(&self, src: View, log: bool) -> Result<Option<StorageRef>> {
         ops::norm::softmax_last(&self.cx(), src, log).map(|s| Some(wrap(s)))
     }
@@ -151,10 +175,14 @@ impl Backend for CudaBackend {
     fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Option<StorageRef>> {
         ops::norm::rope(&self.cx(), x, cos, sin, style).map(|s| Some(wrap(s)))
     }
-    /// Conv2d runs as the core's composition (strided views, cat and the
-    /// tensor-core matmul on this device).
-    fn conv2d(&self, _x: View, _w: View, _bias: Option<View>, _p: &Conv2dParams) -> Result<Option<StorageRef>> {
-        Ok(None)
+    /// im2col (index.cu) feeding the product kernels of matmul.cu: the
+    /// tensor-core GEMM for f16/bf16, the SIMT GEMM for f32, GEMV for one
+    /// output channel per group; the bias is added in their epilogue.
+    fn conv2d(&self, x: View, w: View, bias: Option<View>, p: &Conv2dParams) -> Result<Option<StorageRef>> {
+        ops::conv::conv2d(&self.cx(), x, w, bias, p).map(|s| s.map(wrap))
+    }
+    fn group_norm(&self, x: View, groups: usize, w: Option<View>, b: Option<View>, eps: f64) -> Result<Option<StorageRef>> {
+        ops::norm::group_norm(&self.cx(), x, groups, w, b, eps).map(|s| Some(wrap(s)))
     }
     fn upsample_nearest2d(&self, x: View, out_h: usize, out_w: usize) -> Result<Option<StorageRef>> {
         ops::index::upsample_nearest2d(&self.cx(), x, out_h, out_w).map(|s| s.map(wrap))

@@ -39,8 +39,12 @@ fn one_variant() -> Vec<Defines> {
     vec![Vec::new()]
 }
 
-/// The header every kernel file includes.
+/// The header every kernel file includes: dtypes, layouts, reductions.
 pub const COMMON_HEADER: (&str, &str) = ("common.cuh", include_str!("../../../kernels/common.cuh"));
+/// The stable op codes and the device functions that dispatch on them.
+pub const OPS_HEADER: (&str, &str) = ("ops.cuh", include_str!("../../../kernels/ops.cuh"));
+/// Every header a kernel file may include, by include name.
+pub const HEADERS: [(&str, &str); 2] = [COMMON_HEADER, OPS_HEADER];
 
 pub const ELEMENTWISE: KernelFile =
     KernelFile { name: "elementwise.cu", source: include_str!("../../../kernels/elementwise.cu"), variants: one_variant };
@@ -100,6 +104,8 @@ fn nvrtc_error(msg: impl Into<String>) -> Error {
 /// Loads NVRTC, or says why it cannot be loaded.
 pub fn nvrtc_loaded() -> Result<()> {
     static PRESENT: OnceLock<bool> = OnceLock::new();
+    // SAFETY: is_culib_present only tries to dlopen NVRTC and reports whether
+    // it loaded; a panic inside is caught here.
     let present = *PRESENT.get_or_init(|| std::panic::catch_unwind(|| unsafe { nvrtc::is_culib_present() }).unwrap_or(false));
     if present {
         Ok(())
@@ -115,6 +121,7 @@ pub fn nvrtc_loaded() -> Result<()> {
 pub fn nvrtc_version() -> Result<(i32, i32)> {
     nvrtc_loaded()?;
     let (mut major, mut minor) = (0, 0);
+    // SAFETY: NVRTC is loaded (checked above); the call writes two ints we own.
     check(unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }, "nvrtcVersion")?;
     Ok((major, minor))
 }
@@ -123,6 +130,8 @@ fn check(r: nvrtc::nvrtcResult, what: &str) -> Result<()> {
     if r == nvrtc::nvrtcResult::NVRTC_SUCCESS {
         return Ok(());
     }
+    // SAFETY: nvrtcGetErrorString returns null or a static NUL-terminated
+    // string, which is copied before anything else runs.
     let msg = unsafe {
         let p = nvrtc::nvrtcGetErrorString(r);
         if p.is_null() {
@@ -159,15 +168,30 @@ pub fn compile(file: &KernelFile, arch: Arch, output: Output, defines: &[(String
     nvrtc_loaded()?;
     let src = CString::new(file.source).map_err(|_| nvrtc_error(format!("{} contains a NUL byte", file.name)))?;
     let name = CString::new(file.name).expect("file names have no NUL");
-    let (hname, htext) = (CString::new(COMMON_HEADER.0).expect("no NUL"), CString::new(COMMON_HEADER.1).expect("no NUL"));
-    let headers = [htext.as_ptr()];
-    let include_names = [hname.as_ptr()];
+    let names: Vec<CString> = HEADERS.iter().map(|h| CString::new(h.0).expect("no NUL")).collect();
+    let texts: Vec<CString> = HEADERS.iter().map(|h| CString::new(h.1).expect("no NUL in a header")).collect();
+    let headers: Vec<*const c_char> = texts.iter().map(|t| t.as_ptr()).collect();
+    let include_names: Vec<*const c_char> = names.iter().map(|n| n.as_ptr()).collect();
     let mut prog: nvrtc::nvrtcProgram = std::ptr::null_mut();
     check(
-        unsafe { nvrtc::nvrtcCreateProgram(&mut prog, src.as_ptr(), name.as_ptr(), 1, headers.as_ptr(), include_names.as_ptr()) },
+        // SAFETY: `src`, `name` and every header and include name are
+        // NUL-terminated strings that outlive the call (NVRTC copies them);
+        // `headers` and `include_names` hold HEADERS.len() pointers each.
+        unsafe {
+            nvrtc::nvrtcCreateProgram(
+                &mut prog,
+                src.as_ptr(),
+                name.as_ptr(),
+                HEADERS.len() as i32,
+                headers.as_ptr(),
+                include_names.as_ptr(),
+            )
+        },
         "nvrtcCreateProgram",
     )?;
     let result = compile_program(prog, file, arch, output, defines);
+    // SAFETY: `prog` was created above and is destroyed once, after its
+    // last use by compile_program.
     unsafe { nvrtc::nvrtcDestroyProgram(&mut prog) };
     result
 }
@@ -181,6 +205,8 @@ fn compile_program(
 ) -> Result<Compiled> {
     let opts: Vec<CString> = options(arch, output, defines).into_iter().map(|o| CString::new(o).expect("no NUL in options")).collect();
     let ptrs: Vec<*const c_char> = opts.iter().map(|o| o.as_ptr()).collect();
+    // SAFETY: `prog` is a live program; `ptrs` holds ptrs.len() pointers to
+    // NUL-terminated options kept alive by `opts` for the call.
     let status = unsafe { nvrtc::nvrtcCompileProgram(prog, ptrs.len() as i32, ptrs.as_ptr()) };
     let log = program_log(prog);
     if status != nvrtc::nvrtcResult::NVRTC_SUCCESS {
@@ -193,6 +219,8 @@ fn compile_program(
             status
         )));
     }
+    // SAFETY: the program compiled; each buffer is allocated with the size
+    // NVRTC just reported for the output it then writes into it.
     let image = unsafe {
         let mut size = 0usize;
         match output {
@@ -214,6 +242,8 @@ fn compile_program(
 }
 
 fn program_log(prog: nvrtc::nvrtcProgram) -> String {
+    // SAFETY: `prog` is a live program; the buffer has the size NVRTC
+    // reported for the log, NUL included.
     unsafe {
         let mut size = 0usize;
         if nvrtc::nvrtcGetProgramLogSize(prog, &mut size) != nvrtc::nvrtcResult::NVRTC_SUCCESS || size <= 1 {
@@ -245,7 +275,8 @@ fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
 
 /// Everything that determines a compiled binary, as one string.
 fn cache_key(file: &KernelFile, arch: Arch, output: Output, defines: &[(String, String)], nvrtc: (i32, i32)) -> String {
-    let text = format!("{}\0{}\0{}", COMMON_HEADER.1, file.name, file.source);
+    let headers: Vec<&str> = HEADERS.iter().map(|h| h.1).collect();
+    let text = format!("{}\0{}\0{}", headers.join("\0"), file.name, file.source);
     let h = format!("{:016x}{:016x}", fnv1a(0xcbf2_9ce4_8422_2325, text.as_bytes()), fnv1a(0x6c62_272e_07bb_0142, text.as_bytes()));
     format!(
         "tessera-cuda kernel v1\nfile {}\nsource {h}\nnvrtc {}.{}\noutput {output:?}\noptions {}\n",

@@ -22,6 +22,8 @@ pub struct Function {
 // SAFETY: a CUfunction is a handle valid in every thread of the process
 // while its module is loaded; modules stay loaded for the device's lifetime.
 unsafe impl Send for Function {}
+// SAFETY: as for Send: the handle is only read, and the driver API may be
+// called with it from any thread.
 unsafe impl Sync for Function {}
 
 /// A kernel file and the `-D` defines it was compiled with.
@@ -141,6 +143,9 @@ impl DeviceInner {
         if !modules.contains_key(&key) {
             let image = compile_cached(file, self.arch, Output::Cubin, defines)?;
             self.bind()?;
+            // SAFETY: `image` is a CUBIN produced by NVRTC for this device's
+            // architecture and outlives the call (the driver copies it); the
+            // device's context is current (bind above).
             let module = unsafe { result::module::load_data(image.as_ptr() as *const c_void) }
                 .map_err(|e| self.error(&format!("loading kernels/{}", file.name), e))?;
             modules.insert(key.clone(), Module { module, functions: HashMap::new() });
@@ -150,6 +155,8 @@ impl DeviceInner {
             return Ok(*f);
         }
         let cname = CString::new(name).expect("kernel names have no NUL");
+        // SAFETY: `m.module` was loaded above and is unloaded only when the
+        // device drops; `cname` is a NUL-terminated name.
         let f = unsafe { result::module::get_function(m.module, cname) }
             .map_err(|e| self.error(&format!("kernel {name} of kernels/{}", file.name), e))?;
         let f = Function { f };
@@ -170,6 +177,8 @@ impl DeviceInner {
                     msg: format!("a kernel needs {} bytes of shared memory; this GPU allows {}", grid.smem, self.max_smem_optin),
                 });
             }
+            // SAFETY: `f` is a function of a module loaded in this context,
+            // and the requested size was checked against the device's limit.
             unsafe {
                 result::function::set_function_attribute(
                     f.f,
@@ -180,6 +189,14 @@ impl DeviceInner {
             .map_err(|e| self.error("cuFuncSetAttribute", e))?;
         }
         let mut ptrs = args.pointers();
+        // SAFETY: `ptrs` holds one pointer per kernel parameter, each to an
+        // 8-aligned copy of a value whose type and order match the kernel's
+        // signature (every op's host code pushes them in the order of the
+        // .cu declaration, and #[repr(C)] structs mirror the C structs);
+        // `args` outlives the call, which copies the values. Device pointers
+        // among them point at live allocations of this context: storages
+        // are held by the caller until the launch is queued, and a freed
+        // block only returns to work queued after it on this one stream.
         unsafe { result::launch_kernel(f.f, grid.blocks, (grid.threads, 1, 1), grid.smem, self.stream.cu_stream(), &mut ptrs) }
             .map_err(|e| self.error("cuLaunchKernel", e))
     }
@@ -201,8 +218,10 @@ impl DeviceInner {
         let s = CudaStorage::alloc(self, dtype, bytes.len() / es)?;
         if !bytes.is_empty() {
             self.bind()?;
-            // Pageable memory: the call returns once `bytes` has been staged,
-            // so the caller may free it; the copy stays ordered on the stream.
+            // SAFETY: `s` holds at least bytes.len() bytes (allocated above);
+            // the source is pageable host memory, which the driver stages
+            // before the call returns, so the caller may free `bytes` after
+            // it; the copy stays ordered on the stream.
             unsafe { result::memcpy_htod_async(s.ptr(), bytes, self.stream.cu_stream()) }
                 .map_err(|e| self.error("cuMemcpyHtoDAsync", e))?;
         }
@@ -215,7 +234,14 @@ impl DeviceInner {
             return Ok(out);
         }
         self.bind()?;
-        unsafe { result::memcpy_dtoh_async(&mut out, s.ptr(), self.stream.cu_stream()) }.map_err(|e| self.error("cuMemcpyDtoHAsync", e))?;
+        // SAFETY: `out` has s.bytes() bytes, the size of the device buffer,
+        // and is not touched until stream_sync below has waited for the copy
+        // (on error we return before reading it, after waiting too).
+        let copied = unsafe { result::memcpy_dtoh_async(&mut out, s.ptr(), self.stream.cu_stream()) };
+        if let Err(e) = copied {
+            let _ = self.stream_sync();
+            return Err(self.error("cuMemcpyDtoHAsync", e));
+        }
         self.stream_sync()?;
         Ok(out)
     }
@@ -226,6 +252,10 @@ impl DeviceInner {
             return Ok(());
         }
         self.bind()?;
+        // SAFETY: callers pass ranges of `bytes` bytes inside live device
+        // allocations of this context (views checked by the core); the copy
+        // is ordered on the stream with every kernel that reads or writes
+        // them.
         unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }.map_err(|e| self.error("cuMemcpyDtoDAsync", e))
     }
 }
@@ -236,6 +266,8 @@ impl Drop for DeviceInner {
         // the cache and the modules (errors at teardown have no one to go to).
         let _ = self.allocator.release_cache(self);
         for (_, m) in self.modules.get_mut().unwrap_or_else(|e| e.into_inner()).drain() {
+            // SAFETY: no storage (so no queued kernel's owner) outlives the
+            // device, and each module is unloaded once, as it is drained.
             let _ = unsafe { result::module::unload(m.module) };
         }
     }

@@ -14,13 +14,19 @@
 //!
 //! Per device: one stream (ops queue without waiting; reading a result
 //! synchronises), a caching allocator ([`memory`]), and kernels loaded on
-//! first use. [`fused`] adds the transformer-block chains the `Backend`
-//! trait has no op for.
+//! first use. Op codes shared with the kernels are in [`codes`].
+//!
+//! Fused ops implemented natively (the rest run as the core's
+//! compositions of this backend's primitive ops): `matmul_bias` with its
+//! activation (in the GEMM/GEMV epilogue), `add_norm` (residual add +
+//! layer/RMS norm), softmax / log-softmax, layer norm, RMS norm, group
+//! norm, rope, conv2d (im2col + the product kernels, bias in the epilogue),
+//! nearest upsampling and flash attention (f16/bf16).
 
 pub mod backend;
+pub mod codes;
 pub mod compile;
 pub mod device;
-pub mod fused;
 pub mod layout;
 pub mod memory;
 pub mod ops;
@@ -42,6 +48,8 @@ fn driver_error(msg: impl Into<String>) -> Error {
 
 /// Loads the driver library, or says why it cannot be loaded.
 fn driver_loaded() -> Result<()> {
+    // SAFETY: is_culib_present only tries to dlopen the driver library and
+    // reports whether it loaded; a panic inside is caught here.
     let present = std::panic::catch_unwind(|| unsafe { cudarc::driver::sys::is_culib_present() }).unwrap_or(false);
     if present {
         Ok(())

@@ -57,10 +57,13 @@ impl Allocator {
         }
         // The driver allocates in the thread's current context.
         dev.bind()?;
+        // SAFETY: a plain allocation in the current context (bound above);
+        // the returned pointer is owned by the caller's storage.
         match unsafe { result::malloc_sync(size) } {
             Ok(ptr) => Ok((ptr, size)),
             Err(e) if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => {
                 self.release_cache(dev)?;
+                // SAFETY: as above, after the cache was released.
                 unsafe { result::malloc_sync(size) }
                     .map_err(|e| {
                         if e.0 == sys::CUresult::CUDA_ERROR_OUT_OF_MEMORY {
@@ -93,6 +96,10 @@ impl Allocator {
         dev.stream_sync()?;
         let blocks = std::mem::take(&mut *self.lock());
         for ptr in blocks.free.into_values().flatten() {
+            // SAFETY: every cached block came from malloc_sync and was
+            // taken out of the cache above, so it is freed once; no storage
+            // refers to it, and stream_sync above waited for the kernels
+            // queued before its storage was dropped.
             unsafe { result::free_sync(ptr) }.map_err(|e| dev.error("cuMemFree", e))?;
         }
         Ok(blocks.cached_bytes)

@@ -295,3 +295,61 @@ fn attention_fragments_compute_qk_and_pv() {
         check_attention_warp(head_dim);
     }
 }
+
+/// The epilogue of `gemm_tc` with an activation: every accumulator is
+/// staged in shared memory (rows of BN + 8 floats, float2 stores) and read
+/// back by a rolled loop over the tile. Checks that the loop sees each
+/// output element's own accumulator, that the staging stays inside the
+/// host's allocation, and that each float2 store is conflict-free per
+/// half-warp (the unit a 64-bit shared access is served in).
+fn check_staged_epilogue(bm: usize, bn: usize, warps_m: usize, warps_n: usize) {
+    let (wm_size, wn_size) = (bm / warps_m, bn / warps_n);
+    let (mt, nt) = (wm_size / 16, wn_size / 8);
+    let ldc = bn + 8;
+    // Host: smem = max(pipeline, tile * (tile + 8) * 4) bytes.
+    let smem_floats = (4 * (bm + bn) * 32 * 2).max(bm * (bn + 8) * 4) / 4;
+    let mut smem = vec![f64::NAN; smem_floats];
+    let want = |r: usize, c: usize| (r * 1000 + c) as f64;
+    for warp in 0..warps_m * warps_n {
+        let (wm, wn) = ((warp / warps_n) * wm_size, (warp % warps_n) * wn_size);
+        for i in 0..mt {
+            for j in 0..nt {
+                for h in 0..2 {
+                    let mut words = Vec::new();
+                    for lane in 0..32 {
+                        // The accumulator layout (mma model): element e of a
+                        // lane is row lane/4 + 8*(e/2), column 2*(lane%4) + e%2.
+                        let (g, q) = (lane / 4, lane % 4);
+                        let acc = |e: usize| want(wm + i * 16 + g + 8 * (e / 2), wn + j * 8 + 2 * q + e % 2);
+                        // The kernel's staging formula.
+                        let r = wm + i * 16 + (lane >> 2) + h * 8;
+                        let c = wn + j * 8 + (lane & 3) * 2;
+                        assert_eq!((r * ldc + c) % 2, 0, "float2 stores are 8-byte aligned");
+                        assert!(r * ldc + c + 1 < smem.len(), "{bm}x{bn}: staging overruns shared memory");
+                        smem[r * ldc + c] = acc(2 * h);
+                        smem[r * ldc + c + 1] = acc(2 * h + 1);
+                        words.push(r * ldc + c);
+                    }
+                    for half in words.chunks(16) {
+                        let mut banks: Vec<usize> = half.iter().flat_map(|&w| [w % 32, (w + 1) % 32]).collect();
+                        banks.sort_unstable();
+                        banks.dedup();
+                        assert_eq!(banks.len(), 32, "{bm}x{bn}: float2 staging stores conflict: {half:?}");
+                    }
+                }
+            }
+        }
+    }
+    // The read-back loop: e = threadIdx.x + t * THREADS over BM * BN.
+    for e in 0..bm * bn {
+        let (r, c) = (e / bn, e % bn);
+        assert_eq!(smem[r * ldc + c], want(r, c), "{bm}x{bn}: C[{r}][{c}]");
+    }
+}
+
+#[test]
+fn staged_epilogue_reads_back_every_accumulator() {
+    for (bm, bn) in [(128, 128), (64, 64)] {
+        check_staged_epilogue(bm, bn, 2, 2);
+    }
+}

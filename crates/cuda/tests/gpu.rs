@@ -67,24 +67,46 @@ fn freed_blocks_are_reused_and_the_cache_can_be_released() {
 }
 
 #[test]
-fn fused_chains_match_their_compositions() {
+fn native_fused_ops_match_their_compositions() {
+    use tessera_tensor::{composed, Conv2dParams, NormKind, UnaryOp};
     let _gpu = exclusive();
     let Some(dev) = cuda_device() else { return };
-    for dt in [DType::F32, DType::BF16] {
+    let close = |what: &str, a: &Tensor, e: &Tensor| {
+        let (a, e) = (a.to_f64_vec().unwrap(), e.to_f64_vec().unwrap());
+        assert_eq!(a.len(), e.len(), "{what}: sizes differ");
+        let num: f64 = a.iter().zip(&e).map(|(x, y)| (x - y).powi(2)).sum();
+        let den: f64 = e.iter().map(|y| y * y).sum::<f64>().max(1e-30);
+        assert!(num / den < 1e-4, "{what}: nmse {}", num / den);
+    };
+    for dt in [DType::F32, DType::F16, DType::BF16] {
         let x = Tensor::randn(1, 0.0, 1.0, (7, 96), dt, &dev).unwrap();
         let r = Tensor::randn(2, 0.0, 1.0, (7, 96), dt, &dev).unwrap();
         let b = Tensor::randn(3, 0.0, 1.0, 96, dt, &dev).unwrap();
-        let close = |a: &Tensor, e: &Tensor| {
-            let (a, e) = (a.to_f64_vec().unwrap(), e.to_f64_vec().unwrap());
-            let num: f64 = a.iter().zip(&e).map(|(x, y)| (x - y).powi(2)).sum();
-            let den: f64 = e.iter().map(|y| y * y).sum();
-            assert!(num / den < 1e-4, "nmse {}", num / den);
-        };
-        let got = tessera_cuda::fused::bias_act(&x, &b, Some(tessera_tensor::UnaryOp::Gelu)).unwrap();
-        close(&got, &x.add(&b).unwrap().gelu().unwrap());
-        let (y, h) = tessera_cuda::fused::add_layer_norm(&x, &r, Some(&b), None, 1e-5).unwrap();
-        let h_ref = x.add(&r).unwrap();
-        close(&h, &h_ref);
-        close(&y, &h_ref.layer_norm(Some(&b), None, 1e-5).unwrap());
+        // Large enough for the tensor-core path's staged epilogue (m > 1).
+        let w = Tensor::randn(4, 0.0, 0.1, (96, 130), dt, &dev).unwrap();
+        let bias = Tensor::randn(5, 0.0, 1.0, 130, dt, &dev).unwrap();
+        for act in [None, Some(UnaryOp::Gelu), Some(UnaryOp::Silu)] {
+            let what = format!("matmul_bias {dt} {act:?}");
+            close(&what, &x.matmul_bias_act(&w, &bias, act).unwrap(), &composed::matmul_bias(&x, &w, &bias, act).unwrap());
+            let row = x.narrow(0, 0, 1).unwrap();
+            let what = format!("gemv bias {dt} {act:?}");
+            close(&what, &row.matmul_bias_act(&w, &bias, act).unwrap(), &composed::matmul_bias(&row, &w, &bias, act).unwrap());
+        }
+        let (y, h) = x.add_layer_norm(&r, Some(&b), None, 1e-5).unwrap();
+        let (y_ref, h_ref) = composed::add_norm(&x, &r, Some(&b), None, 1e-5, NormKind::Layer).unwrap();
+        close("add_layer_norm sum", &h, &h_ref);
+        close("add_layer_norm", &y, &y_ref);
+
+        let img = Tensor::randn(6, 0.0, 1.0, (2, 6, 9, 11), dt, &dev).unwrap();
+        let p = Conv2dParams { stride: (2, 1), padding: (1, 2), dilation: (1, 2), groups: 3 };
+        let kw = Tensor::randn(7, 0.0, 0.3, (12, 2, 3, 3), dt, &dev).unwrap();
+        let kb = Tensor::randn(8, 0.0, 1.0, 12, dt, &dev).unwrap();
+        close(&format!("conv2d {dt}"), &img.conv2d(&kw, Some(&kb), &p).unwrap(), &composed::conv2d(&img, &kw, Some(&kb), &p).unwrap());
+        let gw = Tensor::randn(9, 1.0, 0.1, 6, dt, &dev).unwrap();
+        close(
+            &format!("group_norm {dt}"),
+            &img.group_norm(3, Some(&gw), Some(&b.narrow(0, 0, 6).unwrap()), 1e-5).unwrap(),
+            &composed::group_norm(&img, 3, Some(&gw), Some(&b.narrow(0, 0, 6).unwrap()), 1e-5).unwrap(),
+        );
     }
 }

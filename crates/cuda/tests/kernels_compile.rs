@@ -1,6 +1,7 @@
 //! Without a GPU: every kernel file (every variant the backend can ask
 //! for) compiles through the backend's own NVRTC path for sm_80 and sm_90a,
-//! and ptxas reports no register spills in the matmul and attention kernels.
+//! and ptxas reports no register spills in the matmul, attention, norm and
+//! index kernels (printing each kernel's register count).
 //!
 //! NVRTC is found on the library path (scripts/cuda-checks.sh installs the
 //! `nvidia-cuda-nvrtc` wheel and sets LD_LIBRARY_PATH); ptxas is taken from
@@ -8,7 +9,9 @@
 //! tests print why and pass without checking.
 
 use std::process::Command;
-use tessera_cuda::compile::{compile, nvrtc_loaded, nvrtc_version, Arch, Defines, KernelFile, Output, ATTENTION, KERNEL_FILES, MATMUL};
+use tessera_cuda::compile::{
+    compile, nvrtc_loaded, nvrtc_version, Arch, Defines, KernelFile, Output, ATTENTION, INDEX, KERNEL_FILES, MATMUL, NORM,
+};
 
 /// One compilation: a file, an architecture, a define set.
 type Job = (KernelFile, Arch, Defines);
@@ -83,6 +86,23 @@ fn every_kernel_compiles_for_sm80_and_sm90a() {
     assert!(failures.is_empty(), "{} of {count} kernel builds failed:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// Registers per kernel from `ptxas -v` output: (kernel, registers).
+fn registers(ptxas_log: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in ptxas_log.lines() {
+        if let Some(rest) = line.split("Function properties for ").nth(1) {
+            current = rest.trim().to_string();
+        }
+        if let Some(rest) = line.split("Used ").nth(1) {
+            if let Some(n) = rest.split(" registers").next().and_then(|n| n.trim().parse().ok()) {
+                out.push((current.clone(), n));
+            }
+        }
+    }
+    out
+}
+
 /// Spill bytes per kernel from `ptxas -v` output: (kernel, stores, loads).
 fn spills(ptxas_log: &str) -> Vec<(String, u64, u64)> {
     let mut out = Vec::new();
@@ -108,7 +128,7 @@ fn ptxas() -> Option<String> {
 }
 
 #[test]
-fn matmul_and_attention_kernels_do_not_spill() {
+fn matmul_attention_norm_and_index_kernels_do_not_spill() {
     if !nvrtc_or_skip() {
         return;
     }
@@ -118,7 +138,7 @@ fn matmul_and_attention_kernels_do_not_spill() {
     };
     let dir = std::env::temp_dir().join(format!("tessera-ptxas-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let results = run_parallel(jobs(&[MATMUL, ATTENTION]), |file, arch, defs| -> Result<(String, usize), String> {
+    let results = run_parallel(jobs(&[MATMUL, ATTENTION, NORM, INDEX]), |file, arch, defs| -> Result<(String, String), String> {
         let what = describe(file, arch, defs);
         let ptx = compile(file, arch, Output::Ptx, defs).map_err(|e| format!("{what}: {e}"))?;
         let tag: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
@@ -136,7 +156,8 @@ fn matmul_and_attention_kernels_do_not_spill() {
         let bad: Vec<String> =
             s.iter().filter(|(_, st, ld)| st + ld > 0).map(|(k, st, ld)| format!("{k}: {st} B stored, {ld} B loaded")).collect();
         if bad.is_empty() {
-            Ok((what, s.len()))
+            let regs: Vec<String> = registers(&log).iter().map(|(k, n)| format!("{k} {n}")).collect();
+            Ok((format!("{what} ({} kernels)", s.len()), regs.join(", ")))
         } else {
             Err(format!("{what} spills registers:\n  {}", bad.join("\n  ")))
         }
@@ -145,7 +166,7 @@ fn matmul_and_attention_kernels_do_not_spill() {
     let mut failures = Vec::new();
     for r in results {
         match r {
-            Ok((what, kernels)) => println!("no spills: {what} ({kernels} kernels)"),
+            Ok((what, regs)) => println!("no spills: {what}; registers: {regs}"),
             Err(e) => failures.push(e),
         }
     }
@@ -159,4 +180,7 @@ fn spill_report_parsing() {
                ptxas info    : Compiling entry function 'k2' for 'sm_80'\n\
                ptxas info    : Function properties for k2\n    8 bytes stack frame, 12 bytes spill stores, 16 bytes spill loads\n";
     assert_eq!(spills(log), vec![("k1".to_string(), 0, 0), ("k2".to_string(), 12, 16)]);
+    let log = "ptxas info    : Function properties for k1\n    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+               ptxas info    : Used 40 registers, used 1 barriers, 488 bytes cmem[0]\n";
+    assert_eq!(registers(log), vec![("k1".to_string(), 40)]);
 }

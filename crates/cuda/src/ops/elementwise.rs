@@ -2,22 +2,12 @@
 //! binary, compare and where.
 
 use super::{launch_map, view_ptr, Ctx};
+use crate::codes;
 use crate::compile::ELEMENTWISE;
 use crate::device::Args;
 use crate::layout::kernel_layouts;
 use crate::memory::CudaStorage;
 use tessera_tensor::{BinaryOp, CmpOp, DType, Error, Layout, Result, UnaryOp, View};
-
-/// Op codes: positions in the Rust enums, as the kernels' switches expect.
-fn unary_code(op: UnaryOp) -> i32 {
-    UnaryOp::ALL.iter().position(|&o| o == op).expect("every op is in ALL") as i32
-}
-fn binary_code(op: BinaryOp) -> i32 {
-    BinaryOp::ALL.iter().position(|&o| o == op).expect("every op is in ALL") as i32
-}
-fn cmp_code(op: CmpOp) -> i32 {
-    CmpOp::ALL.iter().position(|&o| o == op).expect("every op is in ALL") as i32
-}
 
 /// `len` elements equal to `value` converted to `dtype` (as the CPU does).
 pub fn full(cx: &Ctx, dtype: DType, len: usize, value: f64) -> Result<CudaStorage> {
@@ -106,7 +96,7 @@ pub fn unary(cx: &Ctx, op: UnaryOp, src: View) -> Result<CudaStorage> {
         return Err(Error::UnsupportedDType { op: op.name(), dtype: dt });
     }
     map1(cx, &format!("unary_{}", dt), src, dt, |a| {
-        a.push(unary_code(op));
+        a.push(codes::unary(op));
     })
 }
 
@@ -144,11 +134,11 @@ pub fn binary(cx: &Ctx, op: BinaryOp, lhs: View, rhs: View) -> Result<CudaStorag
     if op == BinaryOp::Pow && !lhs.dtype().is_compute_float() {
         return Err(Error::UnsupportedDType { op: op.name(), dtype: lhs.dtype() });
     }
-    map2(cx, "binary", lhs, rhs, lhs.dtype(), binary_code(op))
+    map2(cx, "binary", lhs, rhs, lhs.dtype(), codes::binary(op))
 }
 
 pub fn compare(cx: &Ctx, op: CmpOp, lhs: View, rhs: View) -> Result<CudaStorage> {
-    map2(cx, "compare", lhs, rhs, DType::U8, cmp_code(op))
+    map2(cx, "compare", lhs, rhs, DType::U8, codes::compare(op))
 }
 
 pub fn where_cond(cx: &Ctx, cond: View, on_true: View, on_false: View) -> Result<CudaStorage> {

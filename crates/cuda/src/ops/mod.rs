@@ -2,8 +2,8 @@
 //! backends, layouts, launch geometry.
 
 pub mod attention;
+pub mod conv;
 pub mod elementwise;
-pub mod fused;
 pub mod index;
 pub mod matmul;
 pub mod norm;

@@ -1,4 +1,5 @@
-//! Host side of kernels/norm.cu: softmax, layer norm, RMS norm, rope.
+//! Host side of kernels/norm.cu: softmax, layer norm, RMS norm (each norm
+//! optionally after a residual add), group norm, rope.
 
 use super::{check_float, launch_map, view_ptr, Ctx};
 use crate::compile::NORM;
@@ -91,12 +92,6 @@ pub fn norm(cx: &Ctx, p: &NormArgs) -> Result<(CudaStorage, Option<CudaStorage>)
         Some(r) => kernel_layouts(op, &[r.layout])?[0],
         None => Strided::default(),
     };
-    let param = |v: &Option<View>| -> Result<(u64, i64)> {
-        match v {
-            Some(v) => Ok((view_ptr(v)?, v.layout.strides()[0] as i64)),
-            None => Ok((0, 0)),
-        }
-    };
     let ((wp, ws), (bp, bs)) = (param(&p.w)?, param(&p.b)?);
     let plan = row_plan(cx, rows, n);
     let f = cx.dev.function(&NORM, &[], &format!("norm_{}", p.x.dtype()))?;
@@ -109,6 +104,39 @@ pub fn norm(cx: &Ctx, p: &NormArgs) -> Result<(CudaStorage, Option<CudaStorage>)
     a.push(p.eps as f32).push(p.rms as i32).push(plan.tpr).push(plan.cached).push(vec);
     cx.dev.launch(f, plan.grid, &mut a)?;
     Ok((out, sum))
+}
+
+/// A weight or bias operand: its address and element stride (0, 0 for none).
+fn param(v: &Option<View>) -> Result<(u64, i64)> {
+    match v {
+        Some(v) => Ok((view_ptr(v)?, v.layout.strides()[0] as i64)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Group norm of `x` `[n, c, spatial...]`: one row per (image, group).
+pub fn group_norm(cx: &Ctx, x: View, groups: usize, w: Option<View>, b: Option<View>, eps: f64) -> Result<CudaStorage> {
+    let op = "group_norm";
+    check_float(op, x.dtype())?;
+    let total = x.layout.numel();
+    let out = CudaStorage::alloc(cx.dev, x.dtype(), total)?;
+    if total == 0 {
+        return Ok(out);
+    }
+    let shape = x.layout.shape();
+    let spatial: usize = shape[2..].iter().product();
+    let rows = shape[0] * groups;
+    let n = total / rows;
+    let l = kernel_layouts(op, &[x.layout])?[0];
+    let ((wp, ws), (bp, bs)) = (param(&w)?, param(&b)?);
+    let plan = row_plan(cx, rows, n);
+    let f = cx.dev.function(&NORM, &[], &format!("group_norm_{}", x.dtype()))?;
+    let mut a = Args::new();
+    a.ptr(out.ptr()).ptr(view_ptr(&x)?).push(l).ptr(wp).push(ws).ptr(bp).push(bs);
+    a.push(rows as i64).push(n as i64).push(groups as i64).push(spatial as i64).push(l.is_contiguous() as i32).push(eps as f32);
+    a.push(plan.tpr).push(plan.cached).push(plan.vec(view_ptr(&x)?, n, x.dtype(), l.is_contiguous()));
+    cx.dev.launch(f, plan.grid, &mut a)?;
+    Ok(out)
 }
 
 pub fn rope(cx: &Ctx, x: View, cos: View, sin: View, style: RopeStyle) -> Result<CudaStorage> {

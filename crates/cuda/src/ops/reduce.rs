@@ -62,12 +62,7 @@ pub fn reduce(cx: &Ctx, op: ReduceOp, src: View, dims: &[usize]) -> Result<CudaS
     if r.rows == 0 {
         return Ok(out);
     }
-    let code = match op {
-        ReduceOp::Sum => 0,
-        ReduceOp::Mean => 1,
-        ReduceOp::Max => 2,
-        ReduceOp::Min => 3,
-    };
+    let code = crate::codes::reduce(op);
     let mut a = Args::new();
     a.ptr(out.ptr()).ptr(view_ptr(&src)?).push(r.layout).push(r.rows as i64).push(r.row_len as i64);
     a.push(r.layout.is_contiguous() as i32).push(code);
