@@ -3,7 +3,7 @@
 //! op fail while the others still pass.
 
 use std::sync::Arc;
-use tessera_tensor::backend::{ArgReduceOp, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, ReduceOp, RopeStyle, UnaryOp};
+use tessera_tensor::backend::{ArgReduceOp, BinaryOp, CmpOp, Conv2dParams, DeviceInfo, NormKind, ReduceOp, RopeStyle, UnaryOp};
 use tessera_tensor::cpu::CpuBackend;
 use tessera_tensor::dtype::{bytes_to_f64, f64_to_bytes};
 use tessera_tensor::{AttentionParams, Backend, BackendStorage, DType, Device, Result, StorageRef, View};
@@ -147,8 +147,19 @@ impl Backend for Faulty {
     fn rms_norm(&self, x: View, w: Option<View>, eps: f64) -> Result<Option<StorageRef>> {
         self.inner.rms_norm(x, w, eps)
     }
-    fn matmul_bias(&self, lhs: View, rhs: View, bias: View) -> Result<Option<StorageRef>> {
-        self.inner.matmul_bias(lhs, rhs, bias)
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        self.inner.matmul_bias(lhs, rhs, bias, act)
+    }
+    fn add_norm(
+        &self,
+        x: View,
+        res: View,
+        w: Option<View>,
+        b: Option<View>,
+        eps: f64,
+        kind: NormKind,
+    ) -> Result<Option<(StorageRef, StorageRef)>> {
+        self.inner.add_norm(x, res, w, b, eps, kind)
     }
     fn rope(&self, x: View, cos: View, sin: View, style: RopeStyle) -> Result<Option<StorageRef>> {
         self.inner.rope(x, cos, sin, style)

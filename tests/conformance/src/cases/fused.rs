@@ -10,14 +10,18 @@ use crate::gen::Gen;
 use crate::input::{input, input_from, poison, Input, Lay};
 use crate::reference as rf;
 use crate::{Suite, R};
-use tessera_tensor::{composed, scaled_dot_product_attention, AttentionParams, Conv2dParams, DType, Device, RopeStyle, Tensor};
+use tessera_tensor::{
+    composed, scaled_dot_product_attention, AttentionParams, Conv2dParams, DType, Device, NormKind, RopeStyle, Tensor, UnaryOp,
+};
 
 const CASES: usize = 12;
 
 pub fn run(s: &mut Suite) {
     matmul_bias(s);
+    matmul_bias_act(s);
     softmax(s);
     norms(s);
+    add_norms(s);
     rope(s);
     conv2d(s);
     group_norm(s);
@@ -110,9 +114,46 @@ fn matmul_bias(s: &mut Suite) {
                 let want = Arr::from_fn(&product.shape, |idx| product.at(idx) + b.v.data[idx[idx.len() - 1]]);
                 poison(dev, want.numel(), dt);
                 let fused = x.t.matmul_bias(&w.t, &b.t)?;
-                let composed = composed::matmul_bias(&x.t, &w.t, &b.t)?;
+                let composed = composed::matmul_bias(&x.t, &w.t, &b.t, None)?;
                 Ok(Outcome { fused, composed, want, dtype: dt })
             });
+        }
+    }
+}
+
+/// The activations a layer's epilogue applies.
+const EPILOGUE_ACTS: [UnaryOp; 7] =
+    [UnaryOp::Gelu, UnaryOp::GeluTanh, UnaryOp::QuickGelu, UnaryOp::Silu, UnaryOp::Relu, UnaryOp::Sigmoid, UnaryOp::Tanh];
+
+/// `act(x @ w.t() + b)`: a layer and its activation in one product
+/// epilogue (op "matmul_bias" too, so a backend filters both together).
+fn matmul_bias_act(s: &mut Suite) {
+    let name = "matmul_bias";
+    if !s.on(name) {
+        return;
+    }
+    let mut g = Gen::for_op("matmul_bias_act");
+    for dt in s.stored(&super::FLOATS) {
+        for act in EPILOGUE_ACTS {
+            for _ in 0..2 {
+                let (m, k, n) = (g.pick(&[1, 2, 5, 20, 70]), g.pick(&[1, 16, 33, 70]), g.pick(&[3, 16, 17, 40]));
+                let batch: Vec<usize> = (0..g.below(2)).map(|_| g.int(1, 3) as usize).collect();
+                let xs: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
+                let lx = Lay::random(&mut g);
+                let desc = format!("{dt} {} x {xs:?} {lx} @ w.t() [{n}, {k}]", act.name());
+                fused_case(s, name, desc, 1e-9, false, |dev| {
+                    let x = input(dev, &mut g, &xs, dt, lx, &mut |g| g.uniform(-1.0, 1.0))?;
+                    let wt = input(dev, &mut g, &[n, k], dt, Lay::Contig, &mut |g| g.uniform(-1.0, 1.0))?;
+                    let w = Input { t: wt.t.t()?, v: wt.v.permute(&[1, 0]) };
+                    let b = param(dev, &mut g, n, dt, -1.0, 1.0)?;
+                    let product = rf::matmul(&x.v, &w.v);
+                    let want = Arr::from_fn(&product.shape, |idx| rf::unary(act, product.at(idx) + b.v.data[idx[idx.len() - 1]]));
+                    poison(dev, want.numel(), dt);
+                    let fused = x.t.matmul_bias_act(&w.t, &b.t, Some(act))?;
+                    let composed = composed::matmul_bias(&x.t, &w.t, &b.t, Some(act))?;
+                    Ok(Outcome { fused, composed, want, dtype: dt })
+                });
+            }
         }
     }
 }
@@ -187,6 +228,58 @@ fn norms(s: &mut Suite) {
                     } else {
                         (x.t.layer_norm(wt, bt, eps)?, composed::layer_norm(&x.t, wt, bt, eps)?)
                     };
+                    Ok(Outcome { fused, composed, want, dtype: dt })
+                });
+            }
+        }
+    }
+}
+
+/// `(norm(x + residual), x + residual)`: the residual of the same shape
+/// or broadcast (a bias-like `[n]`, a per-row `[.., 1]` is not a residual
+/// shape but a broadcast of leading dims is). The sum must equal the plain
+/// `add` exactly; the normalised output is checked like a norm's.
+fn add_norms(s: &mut Suite) {
+    for (name, kind) in [("add_layer_norm", NormKind::Layer), ("add_rms_norm", NormKind::Rms)] {
+        if !s.on(name) {
+            continue;
+        }
+        let rms = kind == NormKind::Rms;
+        rejects(s, name, |t| Ok(if rms { t.add_rms_norm(t, None, 1e-5)?.0 } else { t.add_layer_norm(t, None, None, 1e-5)?.0 }));
+        s.case(name, "a residual that does not broadcast is rejected".into(), |dev| {
+            let x = Tensor::ones((3, 4), DType::F32, dev)?;
+            let r = Tensor::ones((3, 5), DType::F32, dev)?;
+            expect_err(x.add_layer_norm(&r, None, None, 1e-5).map(|p| p.0), "add_layer_norm")?;
+            Ok(())
+        });
+        let mut g = Gen::for_op(name);
+        for dt in s.stored(&super::FLOATS) {
+            for _ in 0..CASES {
+                let rank = g.int(1, 4) as usize;
+                let shape = g.shape(rank, true, 4096);
+                let n = *shape.last().unwrap();
+                let rshape: Vec<usize> = if g.chance(0.3) && rank > 1 { shape[1..].to_vec() } else { shape.clone() };
+                let (has_w, has_b) = (g.chance(0.7), !rms && g.chance(0.6));
+                let eps = g.pick(&[1e-5, 1e-6]);
+                let (lx, lr) = (Lay::random(&mut g), Lay::random(&mut g));
+                let desc = format!("{dt} {shape:?} {lx} + residual {rshape:?} {lr} weight {has_w} bias {has_b} eps {eps:e}");
+                fused_case(s, name, desc, 1e-9, false, |dev| {
+                    let x = input(dev, &mut g, &shape, dt, lx, &mut |g| g.uniform(-3.0, 3.0))?;
+                    let r = input(dev, &mut g, &rshape, dt, lr, &mut |g| g.uniform(-3.0, 3.0) + 1.0)?;
+                    let w = if has_w { Some(param(dev, &mut g, n, dt, -2.0, 2.0)?) } else { None };
+                    let b = if has_b { Some(param(dev, &mut g, n, dt, -1.0, 1.0)?) } else { None };
+                    let (wt, bt) = (w.as_ref().map(|w| &w.t), b.as_ref().map(|b| &b.t));
+                    let (wv, bv) = (w.as_ref().map(|w| &w.v), b.as_ref().map(|b| &b.v));
+                    let sum = Arr::zip(&x.v, &r.v.broadcast_to(&shape), |a, c| rf::round_to(dt, a + c));
+                    let want = if rms { rf::rms_norm(&sum, wv, eps) } else { rf::layer_norm(&sum, wv, bv, eps) };
+                    poison(dev, want.numel(), dt);
+                    let ((fused, fused_sum), (composed, composed_sum)) = if rms {
+                        (x.t.add_rms_norm(&r.t, wt, eps)?, composed::add_norm(&x.t, &r.t, wt, None, eps, kind)?)
+                    } else {
+                        (x.t.add_layer_norm(&r.t, wt, bt, eps)?, composed::add_norm(&x.t, &r.t, wt, bt, eps, kind)?)
+                    };
+                    exact(&fused_sum, dt, &sum).map_err(|e| crate::Fail(format!("the sum: {}", e.0)))?;
+                    exact(&composed_sum, dt, &sum).map_err(|e| crate::Fail(format!("the composed sum: {}", e.0)))?;
                     Ok(Outcome { fused, composed, want, dtype: dt })
                 });
             }
