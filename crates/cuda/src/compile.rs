@@ -7,7 +7,7 @@
 //! constants a variant specialises (the attention head dim). Results are
 //! cached under `$XDG_CACHE_HOME/tessera/cuda` (else `~/.cache/tessera/cuda`):
 //! each entry is named by a 128-bit hash of everything that determines the
-//! binary (source, shared header, architecture, options, NVRTC version) and
+//! binary (source, shared headers, architecture, options, NVRTC version) and
 //! starts with that full key, which is compared on load, so a stale entry is
 //! never used. Deleting the folder at any time is safe.
 //!

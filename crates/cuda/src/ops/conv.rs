@@ -89,7 +89,7 @@ pub fn conv2d(cx: &Ctx, x: View, w: View, bias: Option<View>, p: &Conv2dParams) 
     let k_pad = padded_taps(dt, k);
     let es = dt.size_in_bytes();
 
-    // The weight as [o, k_pad], dense: in place when it already is.
+    // The weight as [o, k_pad], dense: in place when it already is so.
     let dense_w;
     let dense_layout = Layout::contiguous(ws);
     let w = if w.layout.is_contiguous() {
@@ -100,7 +100,10 @@ pub fn conv2d(cx: &Ctx, x: View, w: View, bias: Option<View>, p: &Conv2dParams) 
     };
     let wm_layout = Layout::new(vec![o, k], vec![k, 1], w.layout.offset(), w.storage.len())?;
     let padded_w;
-    let (w_storage, w_offset): (&dyn BackendStorage, usize) = if k_pad == k {
+    // The tensor-core path reads the weight with 16-byte copies: in place
+    // only from an element offset that is a multiple of 8.
+    let in_place = k_pad == k && (dt == DType::F32 || w.layout.offset().is_multiple_of(8));
+    let (w_storage, w_offset): (&dyn BackendStorage, usize) = if in_place {
         (w.storage, w.layout.offset())
     } else {
         padded_w = pack_pad(cx, view_of(w.storage, &wm_layout), k_pad)?;
