@@ -107,27 +107,18 @@ pub fn add_norm(x: View, res: View, w: Option<View>, b: Option<View>, eps: f32, 
         DType::BF16 => |v| half::bf16::from_f32(v).to_f32(),
         _ => |v| v,
     };
-    let n = last_dim(&x);
+    let sum = |(hi, (&a, &c)): (&mut f32, (&f32, &f32))| *hi = round(a + c);
     let mut h = vec![0.0f32; xs.len()];
-    let mut out = vec![0.0f32; xs.len()];
-    let (w, b) = (opt_f32(w), opt_f32(b));
-    let row = |(((hr, o), xr), rr): (((&mut [f32], &mut [f32]), &[f32]), &[f32])| {
-        for ((hi, &a), &c) in hr.iter_mut().zip(xr).zip(rr) {
-            *hi = round(a + c);
-        }
-        match kind {
-            NormKind::Layer => layer_row(hr, o, w.as_deref(), b.as_deref(), eps),
-            NormKind::Rms => rms_row(hr, o, w.as_deref(), eps),
-        }
-    };
-    if n > 0 {
-        let rows = h.chunks_mut(n).zip(out.chunks_mut(n)).zip(xs.chunks(n)).zip(rs.chunks(n));
-        if xs.len() >= PAR_MIN {
-            rows.par_bridge().for_each(row);
-        } else {
-            rows.for_each(row);
-        }
+    if xs.len() >= PAR_MIN {
+        h.par_iter_mut().zip(xs.par_iter().zip(rs.par_iter())).for_each(sum);
+    } else {
+        h.iter_mut().zip(xs.iter().zip(rs.iter())).for_each(sum);
     }
+    let (w, b) = (opt_f32(w), opt_f32(b));
+    let out = rows_map(&h, last_dim(&x), |_, r, o| match kind {
+        NormKind::Layer => layer_row(r, o, w.as_deref(), b.as_deref(), eps),
+        NormKind::Rms => rms_row(r, o, w.as_deref(), eps),
+    });
     (CpuStorage::from_f32(x.dtype(), out), CpuStorage::from_f32(x.dtype(), h))
 }
 
