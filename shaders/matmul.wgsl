@@ -12,7 +12,8 @@
 // operand(0) = A's batch strides, operand(1) = B's batch strides;
 // extra(0..3) = m, n, k; extra(3..7) = A row/col strides, B row/col
 // strides. C is contiguous [batch, m, n], written as f32 (or the output
-// dtype when it has one element per word; the host casts packed results).
+// dtype when it has one element per word; the host casts packed results)
+// through `epilogue` (epilogue.wgsl: bias and activation, or nothing).
 // Vector loads: when `{{VEC_A}}` is 1, A is f32 with unit stride along k and
 // every row start 4-aligned (k too), and the A slice is read as one vec4 per
 // invocation from the view `a4`; `{{VEC_B}}` likewise for B along n (`b4`).
@@ -57,7 +58,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let ak = (lid % 4u) * 4u;
             var v = vec4<f32>(0.0);
             if (row0 + ar < m && k0 + ak < k) {
-                v = bitcast<vec4<f32>>(a4[(a_base + (row0 + ar) * a_rs + k0 + ak) / 4u]);
+                let w = a4[(a_base + (row0 + ar) * a_rs + k0 + ak) / 4u];
+                v = vec4<f32>(a4_run_f(w, 0u), a4_run_f(w, 1u), a4_run_f(w, 2u), a4_run_f(w, 3u));
             }
             for (var e = 0u; e < 4u; e = e + 1u) {
                 sa[ak + e][ar] = v[e];
@@ -80,7 +82,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let bc = (lid % 16u) * 4u;
             var v = vec4<f32>(0.0);
             if (k0 + bk < k && col0 + bc < n) {
-                v = bitcast<vec4<f32>>(b4[(b_base + (k0 + bk) * b_rs + col0 + bc) / 4u]);
+                let w = b4[(b_base + (k0 + bk) * b_rs + col0 + bc) / 4u];
+                v = vec4<f32>(b4_run_f(w, 0u), b4_run_f(w, 1u), b4_run_f(w, 2u), b4_run_f(w, 3u));
             }
             for (var e = 0u; e < 4u; e = e + 1u) {
                 sb[bk][bc + e] = v[e];
@@ -124,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             for (var j = 0u; j < 4u; j = j + 1u) {
                 let c = col0 + tc + j;
                 if (c < n) {
-                    out_put_f(c_base + r * n + c, row[j], &unused);
+                    out_put_f(c_base + r * n + c, epilogue(row[j], batch, r, c), &unused);
                 }
             }
         }

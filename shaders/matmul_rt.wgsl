@@ -21,10 +21,11 @@
 // Layouts: as matmul.wgsl: A [batch..., m, k], B [batch..., k, n] with any
 // strides; operand(0/1) = A/B batch strides; extra(0..3) = m, n, k;
 // extra(3..7) = A row/col strides, B row/col strides. C is contiguous
-// [batch, m, n] (f32, or the output dtype with one element per word).
-// The host guarantees for RUNS: unit k stride, k, row strides and offsets
-// multiples of KV. `{{UNPACK_A}}`/`{{UNPACK_B}}` decode element e of a
-// run w.
+// [batch, m, n] (f32, or the output dtype with one element per word),
+// written through `epilogue` (epilogue.wgsl: bias and activation, or
+// nothing). The host guarantees for RUNS: unit k stride, k, row strides
+// and offsets multiples of KV; `a4_run_f`/`b4_run_f` decode element e of
+// a run.
 // Limits: adapters whose subgroups are exactly 8 invocations (the host
 // checks); m, n, k and the batch below 2^32; the k loop runs in nested
 // runs of 4096 steps (llvmpipe stops a single loop after 21845).
@@ -40,14 +41,6 @@ struct Tile {
     r1: vec4<f32>,
     r2: vec4<f32>,
     r3: vec4<f32>,
-}
-
-fn unpack_a(w: vec4<u32>, e: u32) -> f32 {
-    return {{UNPACK_A}};
-}
-
-fn unpack_b(w: vec4<u32>, e: u32) -> f32 {
-    return {{UNPACK_B}};
 }
 
 // t += a (a column of A) times b (a row of B).
@@ -100,37 +93,37 @@ fn acc_rank1(t: Acc, a0: f32, a1: f32, a2: f32, a3: f32, b: vec4<f32>) -> Acc {
 
 // The rank-1 update of k element e (a constant at every call) of the runs.
 fn run_step(t: Acc, a0: vec4<u32>, a1: vec4<u32>, a2: vec4<u32>, a3: vec4<u32>, b0: vec4<u32>, b1: vec4<u32>, b2: vec4<u32>, b3: vec4<u32>, e: u32) -> Acc {
-    let b = vec4<f32>(unpack_b(b0, e), unpack_b(b1, e), unpack_b(b2, e), unpack_b(b3, e));
-    return acc_rank1(t, unpack_a(a0, e), unpack_a(a1, e), unpack_a(a2, e), unpack_a(a3, e), b);
+    let b = vec4<f32>(b4_run_f(b0, e), b4_run_f(b1, e), b4_run_f(b2, e), b4_run_f(b3, e));
+    return acc_rank1(t, a4_run_f(a0, e), a4_run_f(a1, e), a4_run_f(a2, e), a4_run_f(a3, e), b);
 }
 
-fn store_row(c_base: u32, n: u32, r: u32, col0: u32, v: vec4<f32>) {
+fn store_row(batch: u32, m: u32, n: u32, r: u32, col0: u32, v: vec4<f32>) {
     var unused = 0u;
     for (var j = 0u; j < 4u; j = j + 1u) {
         if (col0 + j < n) {
-            out_put_f(c_base + r * n + col0 + j, v[j], &unused);
+            out_put_f((batch * m + r) * n + col0 + j, epilogue(v[j], batch, r, col0 + j), &unused);
         }
     }
 }
 
-fn store_tile(c_base: u32, m: u32, n: u32, row0: u32, col0: u32, t: Tile) {
+fn store_tile(batch: u32, m: u32, n: u32, row0: u32, col0: u32, t: Tile) {
     if (row0 < m) {
-        store_row(c_base, n, row0, col0, t.r0);
+        store_row(batch, m, n, row0, col0, t.r0);
     }
     if (row0 + 1u < m) {
-        store_row(c_base, n, row0 + 1u, col0, t.r1);
+        store_row(batch, m, n, row0 + 1u, col0, t.r1);
     }
     if (row0 + 2u < m) {
-        store_row(c_base, n, row0 + 2u, col0, t.r2);
+        store_row(batch, m, n, row0 + 2u, col0, t.r2);
     }
     if (row0 + 3u < m) {
-        store_row(c_base, n, row0 + 3u, col0, t.r3);
+        store_row(batch, m, n, row0 + 3u, col0, t.r3);
     }
 }
 
-fn store_block(c_base: u32, m: u32, n: u32, row0: u32, col0: u32, t: Block) {
-    store_tile(c_base, m, n, row0, col0, t.lo);
-    store_tile(c_base, m, n, row0 + 4u, col0, t.hi);
+fn store_block(batch: u32, m: u32, n: u32, row0: u32, col0: u32, t: Block) {
+    store_tile(batch, m, n, row0, col0, t.lo);
+    store_tile(batch, m, n, row0 + 4u, col0, t.hi);
 }
 
 @compute @workgroup_size(8)
@@ -210,9 +203,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) 
             }
         }
     }
-    let c_base = batch * m * n;
-    store_block(c_base, m, n, row0, col0, t.b0);
-    store_block(c_base, m, n, row0 + 8u, col0, t.b1);
-    store_block(c_base, m, n, row0 + 16u, col0, t.b2);
-    store_block(c_base, m, n, row0 + 24u, col0, t.b3);
+    store_block(batch, m, n, row0, col0, t.b0);
+    store_block(batch, m, n, row0 + 8u, col0, t.b1);
+    store_block(batch, m, n, row0 + 16u, col0, t.b2);
+    store_block(batch, m, n, row0 + 24u, col0, t.b3);
 }

@@ -5,9 +5,18 @@ use crate::gpu::Gpu;
 use crate::storage::{storage_of, WgpuStorage};
 use std::sync::Arc;
 use tessera_tensor::{
-    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, DType, DeviceInfo, ReduceOp, Result, RopeStyle, StorageRef,
-    UnaryOp, View,
+    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DType, DeviceInfo, NormKind, ReduceOp, Result,
+    RopeStyle, StorageRef, UnaryOp, View,
 };
+
+/// Whether `matmul_bias`, `add_norm`, `conv2d` and `group_norm` run their
+/// own kernels: `TESSERA_WGPU_FUSED=0` makes them answer `Ok(None)`, so
+/// that the core runs their compositions (to measure what the kernels
+/// change, or to rule them out when a result looks wrong). Read once.
+fn fused_ops_enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("TESSERA_WGPU_FUSED").map_or(true, |v| v != "0"))
+}
 
 /// A wgpu device. Cheap to share: the adapter's state lives in [`Gpu`].
 #[derive(Clone)]
@@ -177,6 +186,38 @@ impl Backend for WgpuBackend {
         self.cat_op(srcs, dim)
     }
 
+    fn matmul_bias(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        if !fused_ops_enabled() {
+            return Ok(None);
+        }
+        self.matmul_bias_op(lhs, rhs, bias, act)
+    }
+    fn add_norm(
+        &self,
+        x: View,
+        residual: View,
+        w: Option<View>,
+        b: Option<View>,
+        eps: f64,
+        kind: NormKind,
+    ) -> Result<Option<(StorageRef, StorageRef)>> {
+        if !fused_ops_enabled() {
+            return Ok(None);
+        }
+        self.add_norm_op(x, residual, w, b, eps, kind).map(Some)
+    }
+    fn conv2d(&self, x: View, w: View, bias: Option<View>, p: &Conv2dParams) -> Result<Option<StorageRef>> {
+        if !fused_ops_enabled() {
+            return Ok(None);
+        }
+        self.conv2d_op(x, w, bias, p).map(Some)
+    }
+    fn group_norm(&self, x: View, groups: usize, w: Option<View>, b: Option<View>, eps: f64) -> Result<Option<StorageRef>> {
+        if !fused_ops_enabled() {
+            return Ok(None);
+        }
+        self.group_norm_op(x, groups, w, b, eps).map(Some)
+    }
     fn softmax_last(&self, src: View, log: bool) -> Result<Option<StorageRef>> {
         self.softmax_op(src, log).map(Some)
     }

@@ -8,14 +8,25 @@
 //! - `<x>_f(i) -> f32`: element `i` in the float domain (integers convert
 //!   through i64 to f32, rounded to nearest even),
 //! - `<x>_i(i) -> vec2<u32>`: element `i` as an i64 (floats truncate),
-//! - `<x>_b(i) -> vec2<u32>`: the raw bits of element `i`.
+//! - `<x>_b(i) -> vec2<u32>`: the raw bits of element `i`,
+//! - `<x>_round(v: f32) -> f32` (float dtypes): `v` rounded to the dtype
+//!   (what storing and reloading it gives).
 //!
-//! The output binding gets `out_put_f/i/b(i, v, &acc)` and `out_flush(t, acc)`
-//! and the constant `OUT_C`: one invocation owns `OUT_C` consecutive output
-//! elements (4 for 8-bit dtypes, 2 for 16-bit, 1 otherwise), which makes
-//! every written `u32` word belong to one invocation: packed half-precision
-//! and byte outputs need no atomics. Sub-word elements are merged into `acc`
-//! and written by `out_flush`.
+//! An input bound a second time as `array<vec4<u32>>` (a run view `<x>4`)
+//! gets `<x>4_run_f(w, e) -> f32`: element `e` of the 16-byte run `w`.
+//!
+//! An output binding (`out`, and any further outputs by their names) gets
+//! `<o>_put_f/i/b(i, v, &acc)`, `<o>_flush(t, acc)`, `<o>_word(t)` and the
+//! constant `<O>_C`: one invocation owns `<O>_C` consecutive output elements
+//! (4 for 8-bit dtypes, 2 for 16-bit, 1 otherwise), which makes every
+//! written `u32` word belong to one invocation: packed half-precision and
+//! byte outputs need no atomics. Sub-word elements are merged into `acc`
+//! and written by `<o>_flush`.
+//!
+//! These accessors and the conversions in common.wgsl they call are the
+//! one place that knows how each dtype is stored: a new dtype is a row in
+//! [`encode_float`]/[`decode_float`] (or the integer cases) and its
+//! conversion functions in common.wgsl; no kernel file changes.
 //!
 //! Other specialisation is textual: `{{NAME}}` in a kernel file is replaced
 //! by the value given for `NAME`; a missing value is an error.
@@ -76,30 +87,43 @@ pub fn run_elements(dtype: DType) -> Option<u32> {
     }
 }
 
-/// WGSL decoding element `e` of the 16-byte run `w` (a `vec4<u32>`) of
-/// `dtype` to f32; `None` for dtypes without [`run_elements`].
-pub fn run_element(dtype: DType, w: &str, e: &str) -> Option<String> {
-    match dtype {
-        DType::F32 => Some(decode_float(dtype, &format!("{w}[{e}]"))),
-        DType::F16 | DType::BF16 => Some(decode_float(dtype, &format!("(({w}[{e} >> 1u] >> (({e} & 1u) << 4u)) & 0xffffu)"))),
-        _ => None,
+/// WGSL of the raw bits (a `vec2<u32>`) of element `e` of packed words `w`
+/// of `dtype` (a binding's `array<u32>` or a 16-byte run's `vec4<u32>`).
+fn element_bits(dtype: DType, w: &str, e: &str) -> String {
+    match dtype.size_in_bytes() {
+        1 => format!("vec2<u32>(({w}[{e} >> 2u] >> (({e} & 3u) << 3u)) & 0xffu, 0u)"),
+        2 => format!("vec2<u32>(({w}[{e} >> 1u] >> (({e} & 1u) << 4u)) & 0xffffu, 0u)"),
+        4 => format!("vec2<u32>({w}[{e}], 0u)"),
+        _ => format!("vec2<u32>({w}[2u * {e}], {w}[2u * {e} + 1u])"),
     }
 }
 
+/// WGSL converting the raw bits `b` (a `vec2<u32>`) of `dtype` to f32.
+fn bits_to_f32(dtype: DType, b: &str) -> String {
+    if dtype.is_float() {
+        decode_float(dtype, &format!("{b}.x"))
+    } else {
+        format!("i64_to_f32({b})")
+    }
+}
+
+/// `<name>_run_f(w, e)` for a run view `name` of an input of `dtype`.
+pub fn run_accessors(name: &str, dtype: DType) -> String {
+    let mut s = String::new();
+    let value = bits_to_f32(dtype, &element_bits(dtype, "w", "e"));
+    let _ = writeln!(s, "fn {name}_run_f(w: vec4<u32>, e: u32) -> f32 {{ return {value}; }}");
+    s
+}
 /// Accessors `<name>_b/_f/_i` for an input binding of `dtype`.
 pub fn input_accessors(name: &str, dtype: DType) -> String {
     let mut s = String::new();
     // Raw bits.
-    let bits = match dtype.size_in_bytes() {
-        1 => format!("vec2<u32>(({name}[i >> 2u] >> ((i & 3u) << 3u)) & 0xffu, 0u)"),
-        2 => format!("vec2<u32>(({name}[i >> 1u] >> ((i & 1u) << 4u)) & 0xffffu, 0u)"),
-        4 => format!("vec2<u32>({name}[i], 0u)"),
-        _ => format!("vec2<u32>({name}[2u * i], {name}[2u * i + 1u])"),
-    };
+    let bits = element_bits(dtype, name, "i");
     let _ = writeln!(s, "fn {name}_b(i: u32) -> vec2<u32> {{ return {bits}; }}");
     if dtype.is_float() {
-        let _ = writeln!(s, "fn {name}_f(i: u32) -> f32 {{ return {}; }}", decode_float(dtype, &format!("{name}_b(i).x")));
+        let _ = writeln!(s, "fn {name}_f(i: u32) -> f32 {{ return {}; }}", bits_to_f32(dtype, &format!("{name}_b(i)")));
         let _ = writeln!(s, "fn {name}_i(i: u32) -> vec2<u32> {{ return f32_to_i64({name}_f(i)); }}");
+        let _ = writeln!(s, "fn {name}_round(v: f32) -> f32 {{ return {}; }}", decode_float(dtype, &encode_float(dtype, "v")));
     } else {
         let _ = writeln!(s, "fn {name}_i(i: u32) -> vec2<u32> {{ return {name}_b(i); }}");
         let _ = writeln!(s, "fn {name}_f(i: u32) -> f32 {{ return i64_to_f32({name}_i(i)); }}");
@@ -107,29 +131,30 @@ pub fn input_accessors(name: &str, dtype: DType) -> String {
     s
 }
 
-/// `OUT_C`, the store accessors and `out_flush` for the output binding `out`.
-pub fn output_accessors(dtype: DType) -> String {
+/// `<O>_C`, the store accessors and `<o>_flush` for the output binding `o`
+/// (`out` for the main output).
+pub fn output_accessors(o: &str, dtype: DType) -> String {
     let mut s = String::new();
     let c = per_word(dtype);
-    let _ = writeln!(s, "const OUT_C: u32 = {c}u;");
+    let _ = writeln!(s, "const {}_C: u32 = {c}u;", o.to_uppercase());
     // Every store goes through the raw-bits form.
     let put_bits = match dtype.size_in_bytes() {
-        1 => "let sh = (i & 3u) << 3u; *acc = (*acc & ~(0xffu << sh)) | ((v.x & 0xffu) << sh);",
-        2 => "let sh = (i & 1u) << 4u; *acc = (*acc & ~(0xffffu << sh)) | ((v.x & 0xffffu) << sh);",
-        4 => "out[i] = v.x;",
-        _ => "out[2u * i] = v.x; out[2u * i + 1u] = v.y;",
+        1 => "let sh = (i & 3u) << 3u; *acc = (*acc & ~(0xffu << sh)) | ((v.x & 0xffu) << sh);".to_string(),
+        2 => "let sh = (i & 1u) << 4u; *acc = (*acc & ~(0xffffu << sh)) | ((v.x & 0xffffu) << sh);".to_string(),
+        4 => format!("{o}[i] = v.x;"),
+        _ => format!("{o}[2u * i] = v.x; {o}[2u * i + 1u] = v.y;"),
     };
-    let _ = writeln!(s, "fn out_put_b(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ {put_bits} }}");
+    let _ = writeln!(s, "fn {o}_put_b(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ {put_bits} }}");
     if dtype.is_float() {
         let _ = writeln!(
             s,
-            "fn out_put_f(i: u32, v: f32, acc: ptr<function, u32>) {{ out_put_b(i, vec2<u32>({}, 0u), acc); }}",
+            "fn {o}_put_f(i: u32, v: f32, acc: ptr<function, u32>) {{ {o}_put_b(i, vec2<u32>({}, 0u), acc); }}",
             encode_float(dtype, "v")
         );
-        let _ = writeln!(s, "fn out_put_i(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ out_put_f(i, i64_to_f32(v), acc); }}");
+        let _ = writeln!(s, "fn {o}_put_i(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ {o}_put_f(i, i64_to_f32(v), acc); }}");
     } else {
         // Integers wrap: the store keeps the low bits.
-        let _ = writeln!(s, "fn out_put_i(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ out_put_b(i, v, acc); }}");
+        let _ = writeln!(s, "fn {o}_put_i(i: u32, v: vec2<u32>, acc: ptr<function, u32>) {{ {o}_put_b(i, v, acc); }}");
         // Floats convert by truncation, saturating at the type's range (as
         // Rust's `as`); NaN gives 0.
         let to_int = match dtype {
@@ -137,12 +162,12 @@ pub fn output_accessors(dtype: DType) -> String {
             DType::U32 => "vec2<u32>(select(select(u32(max(trunc(v), 0.0)), 0xffffffffu, v >= 4294967296.0), 0u, is_nan(v)), 0u)",
             _ => "f32_to_i64(v)",
         };
-        let _ = writeln!(s, "fn out_put_f(i: u32, v: f32, acc: ptr<function, u32>) {{ out_put_i(i, {to_int}, acc); }}");
+        let _ = writeln!(s, "fn {o}_put_f(i: u32, v: f32, acc: ptr<function, u32>) {{ {o}_put_i(i, {to_int}, acc); }}");
     }
-    let flush = if c > 1 { "out[t] = acc;" } else { "" };
-    let _ = writeln!(s, "fn out_flush(t: u32, acc: u32) {{ {flush} }}");
+    let flush = if c > 1 { format!("{o}[t] = acc;") } else { String::new() };
+    let _ = writeln!(s, "fn {o}_flush(t: u32, acc: u32) {{ {flush} }}");
     // The word `t` as it is now (to merge into, for partial writes).
-    let _ = writeln!(s, "fn out_word(t: u32) -> u32 {{ {} }}", if c > 1 { "return out[t];" } else { "return 0u;" });
+    let _ = writeln!(s, "fn {o}_word(t: u32) -> u32 {{ {} }}", if c > 1 { format!("return {o}[t];") } else { "return 0u;".into() });
     s
 }
 
@@ -185,10 +210,20 @@ mod tests {
     }
 
     #[test]
-    fn runs_decode_the_float_dtypes_only() {
+    fn runs_decode_through_the_dtype_conversions() {
         assert_eq!(run_elements(DType::F16), Some(8));
-        assert_eq!(run_element(DType::F32, "w", "e").as_deref(), Some("bitcast<f32>(w[e])"));
-        assert!(run_element(DType::BF16, "w", "e").unwrap().starts_with("bf16_to_f32("));
-        assert!(run_element(DType::I64, "w", "e").is_none() && run_elements(DType::U8).is_none());
+        assert!(run_elements(DType::I64).is_none() && run_elements(DType::U8).is_none());
+        assert!(run_accessors("a4", DType::F32)
+            .contains("fn a4_run_f(w: vec4<u32>, e: u32) -> f32 { return bitcast<f32>(vec2<u32>(w[e], 0u).x); }"));
+        assert!(run_accessors("b4", DType::BF16).contains("bf16_to_f32("));
+    }
+
+    #[test]
+    fn floats_round_and_outputs_are_named() {
+        assert!(input_accessors("a", DType::F16).contains("fn a_round(v: f32) -> f32 { return f16_to_f32(f32_to_f16(v)); }"));
+        assert!(!input_accessors("a", DType::U8).contains("_round"));
+        let sum = output_accessors("sum", DType::BF16);
+        assert!(sum.contains("const SUM_C: u32 = 2u;") && sum.contains("fn sum_flush(t: u32, acc: u32) { sum[t] = acc; }"));
+        assert!(output_accessors("out", DType::F32).contains("out[i] = v.x;"));
     }
 }

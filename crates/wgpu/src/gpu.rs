@@ -8,7 +8,7 @@
 //! barriers between them, so a buffer returned to the pool may be handed to
 //! a later kernel of the same batch.
 
-use crate::codegen::{input_accessors, output_accessors, substitute};
+use crate::codegen::{input_accessors, output_accessors, run_accessors, substitute};
 use crate::pool::{BufferPool, PooledBuffer};
 use crate::profile::Profiler;
 use crate::shaders;
@@ -35,10 +35,11 @@ pub struct KernelSpec {
     /// Input bindings in binding order (binding 1, 2, ...): name and dtype.
     pub inputs: Vec<(&'static str, DType)>,
     /// Inputs bound a second time as `array<vec4<u32>>` (after the
-    /// inputs): 16-byte loads of 4-aligned runs.
-    pub vec4_views: Vec<&'static str>,
-    /// The output binding `out` (the binding after the inputs), if any.
-    pub out: Option<DType>,
+    /// inputs): 16-byte loads of aligned runs, with the input's dtype.
+    pub vec4_views: Vec<(&'static str, DType)>,
+    /// The output bindings after the inputs: `out` first, then any others
+    /// by name.
+    pub outs: Vec<(&'static str, DType)>,
     /// A read-write `array<atomic<u32>>` binding after `out`, if any.
     pub scratch: Option<&'static str>,
     pub defs: Vec<(&'static str, String)>,
@@ -52,7 +53,7 @@ impl KernelSpec {
             libs: Vec::new(),
             inputs: Vec::new(),
             vec4_views: Vec::new(),
-            out: None,
+            outs: Vec::new(),
             scratch: None,
             defs: Vec::new(),
         }
@@ -74,12 +75,17 @@ impl KernelSpec {
         self.inputs.push((name, dtype));
         self
     }
-    pub fn vec4_view(mut self, name: &'static str) -> Self {
-        self.vec4_views.push(name);
+    pub fn vec4_view(mut self, name: &'static str, dtype: DType) -> Self {
+        self.vec4_views.push((name, dtype));
         self
     }
-    pub fn out(mut self, dtype: DType) -> Self {
-        self.out = Some(dtype);
+    /// The main output `out`.
+    pub fn out(self, dtype: DType) -> Self {
+        self.output("out", dtype)
+    }
+    /// A further output binding `name` (after `out`).
+    pub fn output(mut self, name: &'static str, dtype: DType) -> Self {
+        self.outs.push((name, dtype));
         self
     }
     pub fn scratch(mut self, name: &'static str) -> Self {
@@ -94,7 +100,7 @@ impl KernelSpec {
     fn key(&self) -> String {
         format!(
             "{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-            self.file, self.entry, self.libs, self.inputs, self.vec4_views, self.out, self.scratch, self.defs
+            self.file, self.entry, self.libs, self.inputs, self.vec4_views, self.outs, self.scratch, self.defs
         )
     }
 
@@ -102,7 +108,7 @@ impl KernelSpec {
     /// Whether each binding (params first) is read-only.
     fn bindings(&self) -> Vec<bool> {
         let mut b = vec![true; 1 + self.inputs.len() + self.vec4_views.len()];
-        b.extend(self.out.map(|_| false));
+        b.extend(self.outs.iter().map(|_| false));
         b.extend(self.scratch.map(|_| false));
         b
     }
@@ -120,13 +126,14 @@ impl KernelSpec {
             src.push_str(&input_accessors(name, *dtype));
             binding += 1;
         }
-        for name in &self.vec4_views {
+        for (name, dtype) in &self.vec4_views {
             src.push_str(&format!("@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<u32>>;\n"));
+            src.push_str(&run_accessors(name, *dtype));
             binding += 1;
         }
-        if let Some(dtype) = self.out {
-            src.push_str(&format!("@group(0) @binding({binding}) var<storage, read_write> out: array<u32>;\n"));
-            src.push_str(&output_accessors(dtype));
+        for (name, dtype) in &self.outs {
+            src.push_str(&format!("@group(0) @binding({binding}) var<storage, read_write> {name}: array<u32>;\n"));
+            src.push_str(&output_accessors(name, *dtype));
             binding += 1;
         }
         if let Some(name) = self.scratch {

@@ -100,6 +100,15 @@ impl Params {
         self.extra(k, v.to_bits())
     }
 
+    /// Appends kernel-specific words after the operand records: with `J`
+    /// records, WGSL reads them as `p[operand(J) + k]`.
+    pub fn tail(mut self, op: &'static str, values: &[usize]) -> Result<Self> {
+        for &v in values {
+            self.words.push(word(op, v)?);
+        }
+        Ok(self)
+    }
+
     pub fn words(&self) -> &[u32] {
         &self.words
     }

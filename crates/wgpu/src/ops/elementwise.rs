@@ -27,6 +27,30 @@ impl<'a> Operand<'a> {
     }
 }
 
+/// WGSL of the float unary `op` applied to `x` (an f32), by the functions of
+/// math.wgsl: the elementwise ops and the matmul epilogues both use it.
+pub(crate) fn unary_expr(op: UnaryOp) -> &'static str {
+    match op {
+        UnaryOp::Neg => "-x",
+        UnaryOp::Abs => "abs(x)",
+        UnaryOp::Exp => "exp_f(x)",
+        UnaryOp::Log => "log_f(x)",
+        UnaryOp::Sqrt => "sqrt_f(x)",
+        UnaryOp::Rsqrt => "recip_f(sqrt_f(x))",
+        UnaryOp::Recip => "recip_f(x)",
+        UnaryOp::Square => "x * x",
+        UnaryOp::Tanh => "tanh_f(x)",
+        UnaryOp::Sigmoid => "sigmoid_f(x)",
+        UnaryOp::Relu => "relu_f(x)",
+        UnaryOp::Silu => "x * sigmoid_f(x)",
+        UnaryOp::Gelu => "gelu_f(x)",
+        UnaryOp::GeluTanh => "gelu_tanh_f(x)",
+        UnaryOp::QuickGelu => "x * sigmoid_f(1.702 * x)",
+        UnaryOp::Sin => "sin_f(x)",
+        UnaryOp::Cos => "cos_f(x)",
+    }
+}
+
 /// WGSL reading input `j` of the current element `i` in domain `dom`
 /// (`f`, `i` or `b`).
 fn arg(j: usize, dom: char) -> String {
@@ -68,7 +92,7 @@ impl WgpuBackend {
         for (k, &v) in extras.iter().enumerate() {
             params = params.extra(k, v);
         }
-        let mut spec = KernelSpec::map("elementwise", init).out(out).def("BODY", body);
+        let mut spec = KernelSpec::map("elementwise", init).lib("math").out(out).def("BODY", body);
         let mut bufs = Vec::new();
         for (j, o) in operands.iter().enumerate() {
             spec = spec.input(NAMES[j], o.dtype);
@@ -90,26 +114,7 @@ impl WgpuBackend {
             };
             format!("out_put_i(i, {e}, acc);")
         } else {
-            let f = match op {
-                UnaryOp::Neg => "-x",
-                UnaryOp::Abs => "abs(x)",
-                UnaryOp::Exp => "exp_f(x)",
-                UnaryOp::Log => "log_f(x)",
-                UnaryOp::Sqrt => "sqrt_f(x)",
-                UnaryOp::Rsqrt => "recip_f(sqrt_f(x))",
-                UnaryOp::Recip => "recip_f(x)",
-                UnaryOp::Square => "x * x",
-                UnaryOp::Tanh => "tanh_f(x)",
-                UnaryOp::Sigmoid => "sigmoid_f(x)",
-                UnaryOp::Relu => "relu_f(x)",
-                UnaryOp::Silu => "x * sigmoid_f(x)",
-                UnaryOp::Gelu => "gelu_f(x)",
-                UnaryOp::GeluTanh => "gelu_tanh_f(x)",
-                UnaryOp::QuickGelu => "x * sigmoid_f(1.702 * x)",
-                UnaryOp::Sin => "sin_f(x)",
-                UnaryOp::Cos => "cos_f(x)",
-            };
-            format!("let x = {}; out_put_f(i, {f}, acc);", arg(0, 'f'))
+            format!("let x = {}; out_put_f(i, {}, acc);", arg(0, 'f'), unary_expr(op))
         };
         self.map(op.name(), dt, &[src], body)
     }

@@ -1,13 +1,16 @@
 //! Batched matmul: matmul.wgsl (workgroup-memory tiles, for GPUs) or
-//! matmul_rt.wgsl (register tiles, for software adapters).
+//! matmul_rt.wgsl (register tiles, for software adapters), with an
+//! epilogue (epilogue.wgsl) that adds a bias and applies an activation
+//! before the store: `matmul_bias` and the product of `conv2d`.
 
+use super::elementwise::unary_expr;
 use super::reduce::wide;
 use crate::backend::WgpuBackend;
-use crate::codegen::{run_element, run_elements};
+use crate::codegen::run_elements;
 use crate::gpu::KernelSpec;
 use crate::params::{merge_dims, Params};
 use crate::storage::storage;
-use tessera_tensor::{DType, Error, Result, StorageRef, View};
+use tessera_tensor::{DType, Error, Result, StorageRef, UnaryOp, View};
 
 /// Rows and columns of C per workgroup of matmul.wgsl (TM, TN).
 const TILE: usize = 64;
@@ -44,8 +47,38 @@ impl MatmulKernel {
     }
 }
 
+/// A bias the epilogue adds: C[batch][r][c] gets the element at
+/// `offset + batch_strides . (batch index) + r * row_stride + c * col_stride`
+/// of `view`'s storage (a layer's bias steps along columns, a
+/// convolution's along rows).
+pub(crate) struct Bias<'a> {
+    pub view: View<'a>,
+    /// Strides over the product's batch dims (before merging).
+    pub batch_strides: Vec<usize>,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
 impl WgpuBackend {
     pub(crate) fn matmul_op(&self, lhs: View, rhs: View) -> Result<StorageRef> {
+        self.gemm("matmul", lhs, rhs, None, None)
+    }
+
+    /// `act(lhs @ rhs + bias)` with `bias` `[n]`; `None` (the composition)
+    /// for an empty sum (`k = 0`), where the output is the activated bias.
+    pub(crate) fn matmul_bias_op(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
+        let r = lhs.shape().len();
+        if lhs.shape()[r - 1] == 0 {
+            return Ok(None);
+        }
+        let bias = Bias { batch_strides: vec![0; r - 2], row_stride: 0, col_stride: bias.layout.strides()[0], view: bias };
+        self.gemm("matmul_bias", lhs, rhs, Some(bias), act).map(Some)
+    }
+
+    /// The batched product of `lhs` `[batch..., m, k]` and `rhs`
+    /// `[batch..., k, n]` (any strides) into a contiguous `[batch..., m, n]`,
+    /// each element through the epilogue (`bias`, then `act`).
+    pub(crate) fn gemm(&self, op: &'static str, lhs: View, rhs: View, bias: Option<Bias>, act: Option<UnaryOp>) -> Result<StorageRef> {
         let dtype = lhs.dtype();
         let (ls, rs) = (lhs.shape(), rhs.shape());
         let r = ls.len();
@@ -55,16 +88,19 @@ impl WgpuBackend {
         let acc_dtype = wide(dtype);
         let out = self.alloc(acc_dtype, batch * m * n)?;
         if batch * m * n > 0 {
-            if k == 0 {
+            if k == 0 && bias.is_none() && act.is_none() {
                 // An empty sum: zeros.
                 return self.fill(dtype, batch * m * n, 0.0);
             }
             let (la, lb) = (lhs.layout.strides(), rhs.layout.strides());
-            let (dims, strided) = merge_dims(batch_shape, &[(lhs.layout.offset(), &la[..r - 2]), (rhs.layout.offset(), &lb[..r - 2])]);
-            let word = |v: usize| {
-                u32::try_from(v).map_err(|_| Error::InvalidArgument { op: "matmul", msg: format!("size {v} exceeds 32-bit indexing") })
-            };
-            let params = Params::new("matmul", batch, &dims, &strided)?
+            let mut records = vec![(lhs.layout.offset(), &la[..r - 2]), (rhs.layout.offset(), &lb[..r - 2])];
+            if let Some(b) = &bias {
+                records.push((b.view.layout.offset(), &b.batch_strides));
+            }
+            let (dims, strided) = merge_dims(batch_shape, &records);
+            let word =
+                |v: usize| u32::try_from(v).map_err(|_| Error::InvalidArgument { op, msg: format!("size {v} exceeds 32-bit indexing") });
+            let mut params = Params::new(op, batch, &dims, &strided)?
                 .extra(0, word(m)?)
                 .extra(1, word(n)?)
                 .extra(2, word(k)?)
@@ -72,6 +108,9 @@ impl WgpuBackend {
                 .extra(4, word(la[r - 1])?)
                 .extra(5, word(lb[r - 2])?)
                 .extra(6, word(lb[r - 1])?);
+            if let Some(b) = &bias {
+                params = params.tail(op, &[b.row_stride, b.col_stride])?;
+            }
             let kernel = MatmulKernel::choose(self.is_software(), self.gpu.subgroups_of(8));
             let groups = match kernel {
                 MatmulKernel::Shared => (n.div_ceil(TILE), m.div_ceil(TILE), batch),
@@ -80,7 +119,7 @@ impl WgpuBackend {
             let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
             if groups.0 > max || groups.1 > max || groups.2 > max {
                 return Err(Error::InvalidArgument {
-                    op: "matmul",
+                    op,
                     msg: format!(
                         "{batch} x [{m}, {k}] @ [{k}, {n}] exceeds the adapter's dispatch limit of {max} workgroups per dimension"
                     ),
@@ -108,23 +147,35 @@ impl WgpuBackend {
                         && lb[r - 2] == 1
                         && aligned(kv, lhs.layout.offset(), &la[..r - 2], la[r - 2], k)
                         && aligned(kv, rhs.layout.offset(), &lb[..r - 2], lb[r - 1], k);
-                    let unpack = run_element(dtype, "w", "e").unwrap_or_else(|| "0.0".into());
-                    KernelSpec::new("matmul_rt")
-                        .def("BLOCKS", RT_ROWS / 8)
-                        .def("RUNS", u32::from(runs))
-                        .def("KV", kv)
-                        .def("UNPACK_A", &unpack)
-                        .def("UNPACK_B", &unpack)
+                    KernelSpec::new("matmul_rt").def("BLOCKS", RT_ROWS / 8).def("RUNS", u32::from(runs)).def("KV", kv)
                 }
             }
+            .lib("epilogue")
+            .lib("math")
+            .def("EPILOGUE", epilogue(bias.is_some(), act))
             .input("a", dtype)
-            .input("b", dtype)
-            .vec4_view("a4")
-            .vec4_view("b4")
-            .out(acc_dtype);
-            let bufs = [a, b, a, b, self.buffer_of(&out)?];
+            .input("b", dtype);
+            let mut bufs = vec![a, b];
+            let spec = match &bias {
+                Some(bias) => {
+                    bufs.push(storage(&bias.view)?.buffer());
+                    spec.input("bias", bias.view.dtype())
+                }
+                None => spec,
+            };
+            bufs.extend([a, b, self.buffer_of(&out)?]);
+            let spec = spec.vec4_view("a4", dtype).vec4_view("b4", dtype).out(acc_dtype);
             self.gpu.launch(&spec, params.words(), &bufs, (groups.0 as u32, groups.1 as u32, groups.2 as u32))?;
         }
         self.narrow_to(out, dtype)
     }
+}
+
+/// The epilogue statement (see epilogue.wgsl): the bias added, then `act`.
+fn epilogue(bias: bool, act: Option<UnaryOp>) -> String {
+    if !bias && act.is_none() {
+        return "return v;".into();
+    }
+    let sum = if bias { "v + bias_f(bias_at(batch, r, c))" } else { "v" };
+    format!("let x = {sum}; return {};", act.map_or("x", unary_expr))
 }
