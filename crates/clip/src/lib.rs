@@ -23,24 +23,24 @@
 //!   in modeling_clip.py.
 //! - [`tokenizer`]: `ClipTokenizer` (tokenizer.json through the `tokenizers`
 //!   crate; 77-token context, truncation as transformers).
-//! - [`imaging`]: decoding to RGB, Pillow's bicubic resampling, and
-//!   `CLIPImageProcessor`'s resize, crop, rescale and normalisation.
+//! - [`imaging`]: `CLIPImageProcessor`'s defaults over tessera-vision's
+//!   processor (decoding, Pillow-exact resizing, crop, normalisation).
 //! - [`pipeline`]: [`Clip`], batched embeddings and zero-shot classification.
-//! - [`hub`]: local directories, or hub ids through hf-hub's cache (cargo
-//!   feature `hub`, on by default).
+//!
+//! The shared pieces live in the crates every model uses: the error type,
+//! config reading, hub resolution and tokenizer batching in tessera-hf,
+//! image processing in tessera-vision, the encoder in tessera-nn.
 
 pub mod config;
-mod error;
-pub mod hub;
 pub mod imaging;
 pub mod model;
 pub mod pipeline;
 pub mod tokenizer;
 
 pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig, TextPooling};
-pub use error::{Error, Result};
-pub use image::RgbImage;
-pub use imaging::{decode_image, load_image, ImageProcessor};
+pub use imaging::{clip_processor, decode_image, load_image, ImageProcessor};
+pub use tessera_hf::{Error, Result};
+pub use tessera_vision::RgbImage;
 pub use model::ClipModel;
 pub use pipeline::{Clip, ClipOptions};
 pub use tokenizer::{ClipTokenizer, TokenBatch};

@@ -13,14 +13,16 @@
 //! ClipEncoderLayer: layer_norm1, self_attn.{q,k,v,out}_proj, layer_norm2, mlp.{fc1,fc2}
 //! ```
 //!
+//! The encoders are tessera-nn's pre-LN [`VitEncoder`] with CLIP's names.
 //! Everything runs through the public `Tensor` API and tessera-nn layers
 //! (fused layer norm, attention and activations), so the model runs on any
 //! device, in the dtype its weights were loaded in.
 
 use crate::config::{ClipConfig, ClipTextConfig, ClipVisionConfig, TextPooling};
-use crate::error::{Error, Result};
 use crate::tokenizer::TokenBatch;
-use tessera_nn::{AttentionConfig, Conv2d, Embedding, LayerNorm, Linear, Mlp, MlpConfig, MultiHeadAttention, VarBuilder};
+use crate::{Error, Result};
+pub use tessera_nn::l2_normalize;
+use tessera_nn::{Conv2d, Embedding, LayerNorm, Linear, Mlp, MultiHeadAttention, VarBuilder, VitEncoder, VitEncoderLayer, VitLayerConfig};
 use tessera_tensor::{Conv2dParams, DType, Device, Tensor};
 
 /// Called after each step of loading with (steps done, steps in all).
@@ -48,65 +50,26 @@ pub type ClipAttention = MultiHeadAttention;
 pub type ClipMlp = Mlp;
 
 /// `CLIPEncoderLayer`: pre-LN attention and MLP blocks with residuals.
-#[derive(Clone, Debug)]
-pub struct ClipEncoderLayer {
-    layer_norm1: LayerNorm,
-    self_attn: ClipAttention,
-    layer_norm2: LayerNorm,
-    mlp: ClipMlp,
-}
+pub type ClipEncoderLayer = VitEncoderLayer;
 
-/// The sizes an encoder layer needs (shared by both towers' configs).
-struct LayerSizes {
+/// `CLIPEncoder`: the stack of layers.
+pub type ClipEncoder = VitEncoder;
+
+/// Loads `encoder.layers.N` of a tower, counting each layer as a step.
+#[allow(clippy::too_many_arguments)]
+fn load_encoder(
+    vb: &VarBuilder,
     hidden: usize,
     intermediate: usize,
     heads: usize,
     eps: f64,
     act: tessera_nn::Activation,
     causal: bool,
-}
-
-impl ClipEncoderLayer {
-    fn load(vb: &VarBuilder, s: &LayerSizes) -> Result<Self> {
-        let attn = AttentionConfig::new(s.hidden, s.heads).with_bias(true, true).with_out_name("out_proj").with_causal(s.causal);
-        Ok(ClipEncoderLayer {
-            layer_norm1: LayerNorm::load(&vb.pp("layer_norm1"), s.hidden, s.eps)?,
-            self_attn: MultiHeadAttention::load(&vb.pp("self_attn"), &attn)?,
-            layer_norm2: LayerNorm::load(&vb.pp("layer_norm2"), s.hidden, s.eps)?,
-            mlp: Mlp::load(&vb.pp("mlp"), &MlpConfig::new(s.hidden, s.intermediate, s.act))?,
-        })
-    }
-
-    /// `x [b, t, hidden] -> [b, t, hidden]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let attn = self.self_attn.forward(&self.layer_norm1.forward(x)?, None, None)?;
-        let (normed, h) = self.layer_norm2.forward_residual(&attn, x)?;
-        Ok(h.add(&self.mlp.forward(&normed)?)?)
-    }
-}
-
-/// `CLIPEncoder`: the stack of layers.
-#[derive(Clone, Debug)]
-pub struct ClipEncoder {
-    layers: Vec<ClipEncoderLayer>,
-}
-
-impl ClipEncoder {
-    fn load(vb: &VarBuilder, sizes: &LayerSizes, num_layers: usize, steps: &mut Steps<'_, '_>) -> Result<Self> {
-        let layers = (0..num_layers)
-            .map(|i| {
-                let layer = ClipEncoderLayer::load(&vb.pp("layers").pp(i), sizes);
-                steps.step();
-                layer
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ClipEncoder { layers })
-    }
-
-    /// Runs every layer.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.layers.iter().try_fold(x.clone(), |h, layer| layer.forward(&h))
-    }
+    num_layers: usize,
+    steps: &mut Steps<'_, '_>,
+) -> Result<ClipEncoder> {
+    let cfg = VitLayerConfig::new(hidden, intermediate, heads, eps, act).with_causal(causal);
+    Ok(VitEncoder::load_with_progress(&vb.pp("encoder"), &cfg, num_layers, "layers", &mut || steps.step())?)
 }
 
 /// `CLIPVisionEmbeddings`: patch embedding (a conv without bias whose stride
@@ -193,15 +156,8 @@ impl ClipTextTransformer {
     fn load(vb: &VarBuilder, c: &ClipTextConfig, steps: &mut Steps<'_, '_>) -> Result<Self> {
         let embeddings = ClipTextEmbeddings::load(&vb.pp("embeddings"), c)?;
         steps.step();
-        let sizes = LayerSizes {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            eps: c.layer_norm_eps,
-            act: c.hidden_act,
-            causal: true,
-        };
-        let encoder = ClipEncoder::load(&vb.pp("encoder"), &sizes, c.num_hidden_layers, steps)?;
+        let (h, i, n) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
+        let encoder = load_encoder(vb, h, i, n, c.layer_norm_eps, c.hidden_act, true, c.num_hidden_layers, steps)?;
         let final_layer_norm = LayerNorm::load(&vb.pp("final_layer_norm"), c.hidden_size, c.layer_norm_eps)?;
         Ok(ClipTextTransformer { embeddings, encoder, final_layer_norm, pooling: c.pooling(), vocab_size: c.vocab_size })
     }
@@ -235,7 +191,7 @@ impl ClipTextTransformer {
             return Err(Error::invalid("clip text", format!("token id {bad} is outside the vocabulary of {}", self.vocab_size)));
         }
         let ids = Tensor::from_vec(tokens.padded(t), vec![n, t], device)?;
-        let hidden = self.encoder.forward(&self.embeddings.forward(&ids)?)?;
+        let hidden = self.encoder.forward(&self.embeddings.forward(&ids)?, None)?;
         // Layer norm is per position: pool first, then normalise the rows kept.
         let rows: Vec<i64> = self.pooled_positions(tokens).iter().enumerate().map(|(b, &p)| (b * t + p) as i64).collect();
         let rows = Tensor::from_vec(rows, n, device)?;
@@ -259,15 +215,8 @@ impl ClipVisionTransformer {
         let embeddings = ClipVisionEmbeddings::load(&vb.pp("embeddings"), c)?;
         let pre_layrnorm = LayerNorm::load(&vb.pp("pre_layrnorm"), c.hidden_size, c.layer_norm_eps)?;
         steps.step();
-        let sizes = LayerSizes {
-            hidden: c.hidden_size,
-            intermediate: c.intermediate_size,
-            heads: c.num_attention_heads,
-            eps: c.layer_norm_eps,
-            act: c.hidden_act,
-            causal: false,
-        };
-        let encoder = ClipEncoder::load(&vb.pp("encoder"), &sizes, c.num_hidden_layers, steps)?;
+        let (h, i, n) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
+        let encoder = load_encoder(vb, h, i, n, c.layer_norm_eps, c.hidden_act, false, c.num_hidden_layers, steps)?;
         let post_layernorm = LayerNorm::load(&vb.pp("post_layernorm"), c.hidden_size, c.layer_norm_eps)?;
         Ok(ClipVisionTransformer { embeddings, pre_layrnorm, encoder, post_layernorm })
     }
@@ -275,8 +224,16 @@ impl ClipVisionTransformer {
     /// The pooled output `[b, hidden]`: the class token's final state.
     pub fn forward(&self, pixel_values: &Tensor) -> Result<Tensor> {
         let x = self.pre_layrnorm.forward(&self.embeddings.forward(pixel_values)?)?;
-        let hidden = self.encoder.forward(&x)?;
+        let hidden = self.encoder.forward(&x, None)?;
         Ok(self.post_layernorm.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?)
+    }
+
+    /// transformers' `hidden_states` `[b, 1 + patches, hidden]`: the
+    /// embeddings after `pre_layrnorm`, then each layer's output (LLaVA-style
+    /// models read a middle one).
+    pub fn hidden_states(&self, pixel_values: &Tensor) -> Result<Vec<Tensor>> {
+        let x = self.pre_layrnorm.forward(&self.embeddings.forward(pixel_values)?)?;
+        Ok(self.encoder.forward_hidden_states(&x, None)?)
     }
 }
 
@@ -364,9 +321,4 @@ impl ClipModel {
         let t = l2_normalize(&text_embeds.to_dtype(DType::F32)?)?;
         Ok(i.matmul(&t.t()?)?.mul_scalar(self.logit_scale.exp())?)
     }
-}
-
-/// Rows divided by their L2 norm (`x / sqrt(sum x^2)`, as transformers).
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    Ok(x.div(&x.square()?.sum(&[-1], true)?.sqrt()?)?)
 }

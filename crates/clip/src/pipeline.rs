@@ -3,14 +3,14 @@
 //! and zero-shot classification, computed in batches.
 
 use crate::config::ClipConfig;
-use crate::error::{Error, Result};
-use crate::hub::{self, CONFIG_FILE, PREPROCESSOR_FILE};
-use crate::imaging::ImageProcessor;
-use crate::model::{l2_normalize, ClipModel, LoadProgress};
+use crate::imaging::{clip_processor, ImageProcessor};
+use crate::model::{ClipModel, LoadProgress};
 use crate::tokenizer::ClipTokenizer;
-use image::RgbImage;
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
-use tessera_nn::VarBuilder;
+use tessera_hf::hub::{self, CONFIG_FILE, TRANSFORMERS_CHECKPOINT};
+use tessera_nn::{l2_normalize, VarBuilder};
+use tessera_vision::{processor, RgbImage};
 use tessera_tensor::safetensors::Checkpoint;
 use tessera_tensor::{DType, Device, Tensor};
 
@@ -58,13 +58,13 @@ impl Clip {
     /// [`load`](Self::load), calling `progress(done, total)` as the model's
     /// parts are loaded.
     pub fn load_with_progress(model: &str, options: &ClipOptions, progress: LoadProgress<'_>) -> Result<Clip> {
-        let dir = hub::resolve(model, options.download_progress)?;
+        let dir = hub::resolve(model, TRANSFORMERS_CHECKPOINT, options.download_progress)?;
         Clip::from_dir_with_progress(&dir, options, progress)
     }
 
     /// Loads the checkpoint directory `dir`: config.json, model.safetensors
     /// (or a sharded index), tokenizer.json (or vocab.json + merges.txt),
-    /// and preprocessor_config.json if present.
+    /// and preprocessor_config.json or processor_config.json if present.
     pub fn from_dir(dir: impl AsRef<Path>, options: &ClipOptions) -> Result<Clip> {
         Clip::from_dir_with_progress(dir.as_ref(), options, &mut |_, _| {})
     }
@@ -79,9 +79,9 @@ impl Clip {
         }
         let config = ClipConfig::from_file(dir.join(CONFIG_FILE))?;
         let image_size = config.vision_config.image_size;
-        let pre = dir.join(PREPROCESSOR_FILE);
-        let processor = if pre.is_file() { ImageProcessor::from_file(&pre, image_size)? } else { ImageProcessor::clip_default(image_size) };
+        let processor = ImageProcessor::from_dir(dir, &clip_processor(image_size))?;
         if processor.output_size() != Some((image_size, image_size)) {
+            let pre = processor::find_config(dir).unwrap_or_default();
             return Err(Error::config(
                 pre.display().to_string(),
                 format!("produces images of size {:?}, but the model takes {image_size}x{image_size}", processor.output_size()),

@@ -8,7 +8,7 @@ mod common;
 
 use common::{fixtures, write_checkpoint};
 use tessera_clip::imaging::decode_image;
-use tessera_clip::{load_image, Clip, ClipOptions, Error, ImageProcessor, RgbImage};
+use tessera_clip::{clip_processor, load_image, Clip, ClipOptions, Error, RgbImage};
 
 fn tiny() -> (tempfile::TempDir, Clip) {
     let dir = tempfile::tempdir().unwrap();
@@ -79,7 +79,7 @@ fn crc32(data: &[u8]) -> u32 {
 #[test]
 fn zero_sized_image_is_an_error() {
     assert!(matches!(decode_image(&zero_width_png(), "empty.png"), Err(Error::Image { .. })));
-    let processor = ImageProcessor::clip_default(224);
+    let processor = clip_processor(224);
     assert_image_error(processor.resize_and_crop(&RgbImage::new(0, 0)), "empty");
     let (_dir, clip) = tiny();
     assert!(matches!(clip.embed_images(&[RgbImage::new(7, 0)]), Err(Error::Image { .. })));

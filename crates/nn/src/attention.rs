@@ -1,5 +1,19 @@
 //! Multi-head attention with grouped-query heads, rotary embeddings, an
 //! optional additive mask and a KV cache.
+//!
+//! Checkpoint layouts of the q/k/v projections ([`AttentionConfig`]):
+//! - separate `q_proj`/`k_proj`/`v_proj` Linears (HF CLIP, Llama, BERT-style
+//!   names set with [`with_names`](AttentionConfig::with_names));
+//! - one fused `qkv` Linear, rows all query heads, then key, then value
+//!   heads ([`with_fused_qkv`](AttentionConfig::with_fused_qkv); timm, SigLIP
+//!   in some ports);
+//! - a fused `qkv.weight` without bias and separate `q_bias`/`v_bias`
+//!   vectors, the key bias being zero
+//!   ([`with_fused_qkv_split_bias`](AttentionConfig::with_fused_qkv_split_bias);
+//!   BLIP-2's and EVA's vision attention).
+//!
+//! The output projection's name is free (`o_proj`, `out_proj`, `proj`,
+//! BLIP-2's `projection`).
 
 use crate::{Error, KvCache, Linear, Result, RotaryEmbedding, VarBuilder};
 use tessera_tensor::{scaled_dot_product_attention, Tensor};
@@ -36,6 +50,10 @@ pub struct AttentionConfig {
     /// of the three separate ones when set. Its rows are all query heads,
     /// then all key heads, then all value heads.
     pub fused_qkv: Option<String>,
+    /// With a fused projection: names of separate query and value bias
+    /// vectors (`"q_bias"`, `"v_bias"`) next to a bias-free fused weight; the
+    /// key bias is zero.
+    pub fused_split_bias: Option<(String, String)>,
     /// Causal masking (bottom-right aligned, so it holds with a KV cache).
     pub causal: bool,
     /// Score scale; `1 / sqrt(head_dim)` when `None`.
@@ -61,6 +79,7 @@ impl AttentionConfig {
             v_name: "v_proj".into(),
             o_name: "o_proj".into(),
             fused_qkv: None,
+            fused_split_bias: None,
             causal: false,
             scale: None,
         }
@@ -109,6 +128,15 @@ impl AttentionConfig {
     /// The same with one fused q/k/v projection called `name`.
     pub fn with_fused_qkv(mut self, name: &str) -> Self {
         self.fused_qkv = Some(name.into());
+        self
+    }
+
+    /// The same with a fused q/k/v weight `name.weight` (no fused bias) and
+    /// separate query and value biases named `q_bias` and `v_bias` beside it;
+    /// the key bias is zero (BLIP-2, EVA).
+    pub fn with_fused_qkv_split_bias(mut self, name: &str, q_bias: &str, v_bias: &str) -> Self {
+        self.fused_qkv = Some(name.into());
+        self.fused_split_bias = Some((q_bias.into(), v_bias.into()));
         self
     }
 
@@ -181,7 +209,15 @@ impl MultiHeadAttention {
                 if kv_in != cfg.hidden {
                     return Err(Error::invalid("attention", "a fused q/k/v projection needs kv_input_dim == hidden"));
                 }
-                Qkv::Fused(Linear::load(&vb.pp(name), cfg.hidden, q_out + 2 * kv_out, cfg.qkv_bias)?)
+                match &cfg.fused_split_bias {
+                    None => Qkv::Fused(Linear::load(&vb.pp(name), cfg.hidden, q_out + 2 * kv_out, cfg.qkv_bias)?),
+                    Some((q_bias, v_bias)) => {
+                        let weight = vb.pp(name).get(vec![q_out + 2 * kv_out, cfg.hidden], "weight")?;
+                        let (q_b, v_b) = (vb.get(q_out, q_bias)?, vb.get(kv_out, v_bias)?);
+                        let k_b = Tensor::zeros(kv_out, v_b.dtype(), v_b.device())?;
+                        Qkv::Fused(Linear::new(weight, Some(Tensor::cat(&[&q_b, &k_b, &v_b], 0)?))?)
+                    }
+                }
             }
             None => Qkv::Separate {
                 q: Linear::load(&vb.pp(&cfg.q_name), cfg.hidden, q_out, cfg.qkv_bias)?,

@@ -6,8 +6,11 @@
 //!   full tensor.
 //! - Layers that load by their Hugging Face names: [`Linear`], [`LayerNorm`],
 //!   [`RmsNorm`], [`Embedding`], [`Conv2d`], [`Activation`], [`Mlp`],
-//!   [`SwiGlu`], [`MultiHeadAttention`] with [`RotaryEmbedding`] and
-//!   [`KvCache`].
+//!   [`SwiGlu`], [`MultiHeadAttention`] (separate, fused and fused with
+//!   split-bias q/k/v layouts) with [`RotaryEmbedding`] and [`KvCache`].
+//! - [`VitEncoder`]: the pre-LN transformer encoder of ViT-style towers,
+//!   returning every hidden state on request.
+//! - [`l2_normalize`]: rows scaled to unit L2 norm.
 //! - [`LogitsProcessor`]: greedy, temperature, top-k and top-p sampling with a
 //!   seeded generator.
 //!
@@ -23,9 +26,11 @@ pub mod kv_cache;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod ops;
 pub mod rotary;
 pub mod sampling;
 pub mod var_builder;
+pub mod vit;
 
 pub use activation::Activation;
 pub use attention::{AttentionConfig, MultiHeadAttention};
@@ -36,9 +41,11 @@ pub use kv_cache::KvCache;
 pub use linear::Linear;
 pub use mlp::{GeluMlp, Mlp, MlpConfig, SwiGlu, SwiGluConfig};
 pub use norm::{LayerNorm, RmsNorm};
+pub use ops::l2_normalize;
 pub use rotary::RotaryEmbedding;
 pub use sampling::{LogitsProcessor, SamplingConfig};
 pub use var_builder::{TensorSource, VarBuilder};
+pub use vit::{VitEncoder, VitEncoderLayer, VitLayerConfig};
 
 use tessera_tensor::Tensor;
 

@@ -27,10 +27,11 @@
 use serde_json::Value;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use tessera_clip::imaging::processor_from_file;
 use tessera_clip::model::l2_normalize;
-use tessera_clip::{load_image, Clip, ClipOptions, ClipTokenizer, ImageProcessor, TokenBatch};
-use tessera_tensor::rng::uniform;
-use tessera_tensor::safetensors::{save, SafeTensorsFile};
+use tessera_clip::{load_image, Clip, ClipOptions, ClipTokenizer, TokenBatch};
+use tessera_parity::{seeded_values, write_safetensors};
+use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::{DType, Device, Tensor};
 
 /// The model configurations of the fixtures.
@@ -212,46 +213,19 @@ impl Fixtures {
 
 // ---------------------------------------------------------------- weights
 
-/// FNV-1a (64-bit) of a tensor name: the seed of its values.
-pub fn fnv1a64(name: &str) -> u64 {
-    name.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
-}
-
-/// (mean, amplitude) of tensor `name`: values are uniform in mean ± amp
-/// (the same rule as the generator's `weight_law`).
-pub fn weight_law(name: &str) -> (f64, f64) {
-    let leaf = name.rsplit('.').next().unwrap_or(name);
-    let norm = ["layer_norm", "layrnorm", "layernorm"].iter().any(|k| name.contains(k));
-    match (norm, leaf) {
-        (true, "weight") => (1.0, 0.1),
-        (true, "bias") => (0.0, 0.05),
-        (false, "bias") => (0.0, 0.02),
-        _ if name.contains("embedding") => (0.0, 0.05),
-        _ => (0.0, 0.02 * 3f64.sqrt()),
-    }
-}
-
-/// The seeded values of tensor `name` (`logit_scale` is `ln(1 / 0.07)`).
-pub fn seeded_values(name: &str, numel: usize) -> Vec<f32> {
+/// `logit_scale`'s value in the fixtures: `ln(1 / 0.07)`, CLIP's initial
+/// temperature (every other tensor is [`seeded_values`]).
+pub fn clip_values(name: &str, numel: usize) -> Vec<f32> {
     if name == "logit_scale" {
         return vec![(1.0f64 / 0.07).ln() as f32; numel];
     }
-    let (mean, amp) = weight_law(name);
-    let seed = fnv1a64(name);
-    (0..numel as u64).map(|i| (mean + amp * (2.0 * uniform(seed, i) - 1.0)) as f32).collect()
+    seeded_values(name, numel)
 }
 
 /// Writes checkpoint directory `dir` for model `key`: model.safetensors with
 /// the seeded weights, config.json, preprocessor_config.json, tokenizer files.
 pub fn write_checkpoint(fixtures: &Fixtures, key: &str, dir: &Path) -> Res<()> {
-    let cpu = Device::cpu();
-    let mut tensors = Vec::new();
-    for (name, shape) in fixtures.tensor_list(key)? {
-        let values = seeded_values(&name, shape.iter().product());
-        tensors.push((name, Tensor::from_vec(values, shape, &cpu).map_err(err)?));
-    }
-    let refs: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    save(dir.join("model.safetensors"), &refs, None).map_err(err)?;
+    write_safetensors(&dir.join("model.safetensors"), &fixtures.tensor_list(key)?, clip_values).map_err(err)?;
     let copy = |from: PathBuf, to: &str| std::fs::copy(&from, dir.join(to)).map(|_| ()).map_err(|e| format!("{}: {e}", from.display()));
     copy(fixtures.dir.join(key).join("config.json"), "config.json")?;
     copy(fixtures.dir.join(key).join("preprocessor_config.json"), "preprocessor_config.json")?;
@@ -389,7 +363,7 @@ fn check_tokenizer(fixtures: &Fixtures, from_vocab: bool) -> Res<(bool, String)>
 
 fn check_preprocessing(fixtures: &Fixtures, key: &str) -> Res<(bool, String)> {
     let image_size = 224;
-    let processor = ImageProcessor::from_file(fixtures.dir.join(key).join("preprocessor_config.json"), image_size).map_err(err)?;
+    let processor = processor_from_file(fixtures.dir.join(key).join("preprocessor_config.json"), image_size).map_err(err)?;
     let (crops, shape) = fixtures.crops()?;
     let (expected, _) = fixtures.pixel_values(key)?;
     let per_image = shape[1] * shape[2] * shape[3];

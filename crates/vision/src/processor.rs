@@ -1,23 +1,36 @@
-//! `CLIPImageProcessor` (transformers' PIL backend): resize so the shortest
-//! side is `size` with Pillow's bicubic filter, centre crop, rescale by
-//! 1/255, normalise with the mean and std, channels first. The settings come
-//! from the checkpoint's preprocessor_config.json in either of its forms (old
-//! OpenAI: `"size": 224`, `"crop_size": 224`; new: `{"shortest_edge": 224}`,
-//! `{"height": 224, "width": 224}`), with CLIP's defaults for missing fields.
+//! transformers' image processors (PIL backend) of the CLIP family: resize
+//! (shortest edge or an exact size) with a Pillow filter, centre crop,
+//! rescale, normalise with the mean and std, channels first.
+//!
+//! The settings are read from either layout transformers writes:
+//! preprocessor_config.json (4.x) with the fields at the top level, or
+//! processor_config.json (5.x) with them under `"image_processor"`; and in
+//! either form of the sizes (old OpenAI: `"size": 224`, `"crop_size": 224`;
+//! new: `{"shortest_edge": 224}`, `{"height": 224, "width": 224}`). Missing
+//! fields take the defaults the model crate gives (its processor class's).
 
-use super::resample::{resize, Filter};
-use crate::config::Fields;
-use crate::error::{Error, Result};
+use crate::ops::{center_crop, shortest_edge_size, to_chw, Normalize};
+use crate::resample::{resize, Filter};
 use image::RgbImage;
 use rayon::prelude::*;
-use serde_json::Value;
-use std::path::Path;
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use tessera_hf::config::{parse_object, read_object};
+use tessera_hf::hub::{PREPROCESSOR_FILE, PROCESSOR_FILE};
+use tessera_hf::{Error, Fields, Result};
 use tessera_tensor::{Device, Tensor};
 
 /// OpenAI CLIP's per-channel mean (transformers' `OPENAI_CLIP_MEAN`).
 pub const OPENAI_CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 /// OpenAI CLIP's per-channel standard deviation.
 pub const OPENAI_CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
+/// ImageNet's per-channel mean (transformers' `IMAGENET_DEFAULT_MEAN`).
+pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
+/// ImageNet's per-channel standard deviation.
+pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
+/// The mean and std of processors that map 0..=1 to -1..=1
+/// (`IMAGENET_STANDARD_MEAN`, SigLIP's and Janus's).
+pub const HALF: [f64; 3] = [0.5, 0.5, 0.5];
 
 /// The size an image is resized to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +42,7 @@ pub enum ResizeTo {
     Exact { height: usize, width: usize },
 }
 
-/// The preprocessing of CLIP's image processor.
+/// The settings of an image processor (field names as in its config).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImageProcessor {
     pub do_resize: bool,
@@ -45,43 +58,52 @@ pub struct ImageProcessor {
     pub image_std: [f64; 3],
 }
 
+/// The processor config of checkpoint directory `dir`:
+/// preprocessor_config.json, else processor_config.json, if either exists.
+pub fn find_config(dir: &Path) -> Option<PathBuf> {
+    [PREPROCESSOR_FILE, PROCESSOR_FILE].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+}
+
+/// The image processor's fields of a processor config: the `"image_processor"`
+/// object of a transformers 5.x processor_config.json, else the top level.
+fn image_processor_fields<'a>(root: &'a Map<String, Value>, file: &str) -> Result<(&'a Map<String, Value>, &'static str)> {
+    match root.get("image_processor") {
+        Some(Value::Object(m)) => Ok((m, "image_processor")),
+        None | Some(Value::Null) => Ok((root, "")),
+        Some(other) => Err(Error::config(file, format!("field 'image_processor': expected an object, got {other}"))),
+    }
+}
+
 impl ImageProcessor {
-    /// CLIP's defaults for a model whose input is `image_size` square.
-    pub fn clip_default(image_size: usize) -> Self {
-        ImageProcessor {
-            do_resize: true,
-            size: ResizeTo::ShortestEdge(image_size),
-            resample: Filter::Bicubic,
-            do_center_crop: true,
-            crop_size: (image_size, image_size),
-            do_rescale: true,
-            rescale_factor: 1.0 / 255.0,
-            do_normalize: true,
-            image_mean: OPENAI_CLIP_MEAN,
-            image_std: OPENAI_CLIP_STD,
+    /// Reads a preprocessor_config.json or processor_config.json; missing
+    /// fields take their values from `defaults`.
+    pub fn from_file(path: impl AsRef<Path>, defaults: &ImageProcessor) -> Result<Self> {
+        let (root, file) = read_object(path.as_ref())?;
+        ImageProcessor::from_object(&root, &file, defaults)
+    }
+
+    /// The processor of checkpoint directory `dir` (see [`find_config`]),
+    /// or `defaults` when it has no processor config.
+    pub fn from_dir(dir: &Path, defaults: &ImageProcessor) -> Result<Self> {
+        match find_config(dir) {
+            Some(path) => ImageProcessor::from_file(path, defaults),
+            None => Ok(defaults.clone()),
         }
     }
 
-    /// Reads a preprocessor_config.json; missing fields take the defaults
-    /// for `image_size`.
-    pub fn from_file(path: impl AsRef<Path>, image_size: usize) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        ImageProcessor::from_json(&text, &path.display().to_string(), image_size)
+    /// Parses the text of a processor config; `file` names it in errors.
+    pub fn from_json(text: &str, file: &str, defaults: &ImageProcessor) -> Result<Self> {
+        ImageProcessor::from_object(&parse_object(text, file)?, file, defaults)
     }
 
-    /// Parses the text of a preprocessor_config.json; `file` names it in errors.
-    pub fn from_json(text: &str, file: &str, image_size: usize) -> Result<Self> {
-        let root: Value = serde_json::from_str(text).map_err(|e| Error::config(file, format!("not valid JSON: {e}")))?;
-        let Value::Object(root) = root else {
-            return Err(Error::config(file, "expected a JSON object"));
-        };
-        let f = Fields::new(&root, "", file);
-        let d = ImageProcessor::clip_default(image_size);
+    fn from_object(root: &Map<String, Value>, file: &str, d: &ImageProcessor) -> Result<Self> {
+        let (obj, prefix) = image_processor_fields(root, file)?;
+        let f = Fields::new(obj, prefix, file);
         let size = match f.raw("size") {
             None => d.size,
             Some(Value::Object(m)) => {
-                let s = Fields::new(m, "size", file);
+                let path = f.path("size");
+                let s = Fields::new(m, &path, file);
                 match (s.get::<Option<usize>>("shortest_edge", None)?, s.get::<Option<usize>>("height", None)?, s.get("width", None)?) {
                     (Some(e), _, _) if m.get("longest_edge").is_none_or(Value::is_null) => ResizeTo::ShortestEdge(e),
                     (None, Some(height), Some(width)) => ResizeTo::Exact { height, width },
@@ -93,7 +115,8 @@ impl ImageProcessor {
         let crop_size = match f.raw("crop_size") {
             None => d.crop_size,
             Some(Value::Object(m)) => {
-                let s = Fields::new(m, "crop_size", file);
+                let path = f.path("crop_size");
+                let s = Fields::new(m, &path, file);
                 match (s.get::<Option<usize>>("height", None)?, s.get::<Option<usize>>("width", None)?) {
                     (Some(h), Some(w)) => (h, w),
                     _ => return Err(f.error("crop_size", "expected {\"height\": H, \"width\": W}")),
@@ -104,10 +127,12 @@ impl ImageProcessor {
                 (c, c)
             }
         };
-        let code: u32 = f.get("resample", 3)?;
-        let resample = Filter::from_pil_code(code).ok_or_else(|| {
-            f.error("resample", format!("PIL filter {code} is not supported (1-5: Lanczos, bilinear, bicubic, box, Hamming)"))
-        })?;
+        let resample = match f.get::<Option<u32>>("resample", None)? {
+            None => d.resample,
+            Some(code) => Filter::from_pil_code(code).ok_or_else(|| {
+                f.error("resample", format!("PIL filter {code} is not supported (0-5: nearest, Lanczos, bilinear, bicubic, box, Hamming)"))
+            })?,
+        };
         let p = ImageProcessor {
             do_resize: f.get("do_resize", d.do_resize)?,
             size,
@@ -149,20 +174,10 @@ impl ImageProcessor {
     }
 
     /// The (height, width) `image` is resized to.
-    fn resized_size(&self, image: &RgbImage) -> (usize, usize) {
-        let (h, w) = (image.height() as usize, image.width() as usize);
+    pub fn resized_size(&self, image: &RgbImage) -> (usize, usize) {
         match self.size {
             ResizeTo::Exact { height, width } => (height, width),
-            ResizeTo::ShortestEdge(edge) => {
-                let (short, long) = if w <= h { (w, h) } else { (h, w) };
-                // transformers: int(size * long / short), a float division.
-                let new_long = ((edge * long) as f64 / short as f64) as usize;
-                if w <= h {
-                    (new_long, edge)
-                } else {
-                    (edge, new_long)
-                }
-            }
+            ResizeTo::ShortestEdge(edge) => shortest_edge_size(image.height() as usize, image.width() as usize, edge),
         }
     }
 
@@ -201,18 +216,11 @@ impl ImageProcessor {
     /// values, with transformers' rounding: the rescale in f64 rounded to
     /// f32, the normalisation in f32.
     pub fn normalize(&self, image: &RgbImage) -> Vec<f32> {
-        let (w, h) = (image.width() as usize, image.height() as usize);
-        let mut out = vec![0f32; 3 * h * w];
-        let raw = image.as_raw();
-        for (c, plane) in out.chunks_exact_mut(h * w).enumerate() {
-            let (mean, std) = (self.image_mean[c] as f32, self.image_std[c] as f32);
-            for (i, v) in plane.iter_mut().enumerate() {
-                let x = raw[i * 3 + c] as f64;
-                let x = if self.do_rescale { (x * self.rescale_factor) as f32 } else { x as f32 };
-                *v = if self.do_normalize { (x - mean) / std } else { x };
-            }
-        }
-        out
+        let normalize = Normalize {
+            rescale: self.do_rescale.then_some(self.rescale_factor),
+            mean_std: self.do_normalize.then_some((self.image_mean, self.image_std)),
+        };
+        to_chw(image, &normalize)
     }
 
     /// A batch `[n, 3, h, w]` (f32) of processed images on `device`; the
@@ -236,22 +244,6 @@ impl ImageProcessor {
     }
 }
 
-/// transformers' `center_crop`: the window starts at `(size - crop) // 2`
-/// (floor division) and pixels outside the image are zero.
-fn center_crop(image: &RgbImage, (crop_h, crop_w): (usize, usize)) -> RgbImage {
-    let (h, w) = (image.height() as i64, image.width() as i64);
-    let top = (h - crop_h as i64).div_euclid(2);
-    let left = (w - crop_w as i64).div_euclid(2);
-    let mut out = RgbImage::new(crop_w as u32, crop_h as u32);
-    for (x, y, px) in out.enumerate_pixels_mut() {
-        let (sy, sx) = (top + y as i64, left + x as i64);
-        if (0..h).contains(&sy) && (0..w).contains(&sx) {
-            *px = *image.get_pixel(sx as u32, sy as u32);
-        }
-    }
-    out
-}
-
 /// A per-channel triple: a list of three numbers, or one number for all.
 fn channels(f: &Fields<'_>, key: &str, default: [f64; 3]) -> Result<[f64; 3]> {
     match f.raw(key) {
@@ -268,37 +260,60 @@ fn channels(f: &Fields<'_>, key: &str, default: [f64; 3]) -> Result<[f64; 3]> {
 mod tests {
     use super::*;
 
+    /// CLIP's processor at 224.
+    fn clip() -> ImageProcessor {
+        ImageProcessor {
+            do_resize: true,
+            size: ResizeTo::ShortestEdge(224),
+            resample: Filter::Bicubic,
+            do_center_crop: true,
+            crop_size: (224, 224),
+            do_rescale: true,
+            rescale_factor: 1.0 / 255.0,
+            do_normalize: true,
+            image_mean: OPENAI_CLIP_MEAN,
+            image_std: OPENAI_CLIP_STD,
+        }
+    }
+
     #[test]
-    fn both_config_forms_parse() {
+    fn both_size_forms_parse() {
         let old = r#"{"crop_size": 224, "do_center_crop": true, "size": 224, "resample": 3, "image_mean": [0.5, 0.5, 0.5]}"#;
-        let p = ImageProcessor::from_json(old, "p", 224).unwrap();
+        let p = ImageProcessor::from_json(old, "p", &clip()).unwrap();
         assert_eq!(p.size, ResizeTo::ShortestEdge(224));
         assert_eq!(p.crop_size, (224, 224));
         assert_eq!(p.image_mean, [0.5; 3]);
         let new = r#"{"size": {"shortest_edge": 336}, "crop_size": {"height": 336, "width": 336}, "unknown": 1}"#;
-        let p = ImageProcessor::from_json(new, "p", 224).unwrap();
+        let p = ImageProcessor::from_json(new, "p", &clip()).unwrap();
         assert_eq!((p.size, p.output_size()), (ResizeTo::ShortestEdge(336), Some((336, 336))));
-        assert!(ImageProcessor::from_json(r#"{"resample": 0}"#, "p", 224).is_err());
-        assert!(ImageProcessor::from_json(r#"{"image_std": [1, 0, 1]}"#, "p", 224).is_err());
-        assert!(ImageProcessor::from_json(r#"{"size": "big"}"#, "p", 224).unwrap_err().to_string().contains("size"));
+        assert_eq!(ImageProcessor::from_json(r#"{"resample": 0}"#, "p", &clip()).unwrap().resample, Filter::Nearest);
+        assert!(ImageProcessor::from_json(r#"{"resample": 9}"#, "p", &clip()).is_err());
+        assert!(ImageProcessor::from_json(r#"{"image_std": [1, 0, 1]}"#, "p", &clip()).is_err());
+        assert!(ImageProcessor::from_json(r#"{"size": "big"}"#, "p", &clip()).unwrap_err().to_string().contains("size"));
+    }
+
+    #[test]
+    fn both_file_layouts_parse() {
+        let v5 = r#"{"processor_class": "CLIPProcessor",
+                     "image_processor": {"size": {"height": 384, "width": 384}, "do_center_crop": false, "image_mean": 0.5}}"#;
+        let p = ImageProcessor::from_json(v5, "processor_config.json", &clip()).unwrap();
+        assert_eq!((p.size, p.output_size(), p.image_mean), (ResizeTo::Exact { height: 384, width: 384 }, Some((384, 384)), HALF));
+        let e = ImageProcessor::from_json(r#"{"image_processor": {"size": "x"}}"#, "p", &clip()).unwrap_err().to_string();
+        assert!(e.contains("image_processor.size"), "{e}");
+        assert!(ImageProcessor::from_json(r#"{"image_processor": 3}"#, "p", &clip()).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ImageProcessor::from_dir(dir.path(), &clip()).unwrap(), clip());
+        std::fs::write(dir.path().join(PROCESSOR_FILE), v5).unwrap();
+        assert_eq!(ImageProcessor::from_dir(dir.path(), &clip()).unwrap(), p);
+        std::fs::write(dir.path().join(PREPROCESSOR_FILE), r#"{"size": 100}"#).unwrap();
+        assert_eq!(ImageProcessor::from_dir(dir.path(), &clip()).unwrap().size, ResizeTo::ShortestEdge(100));
     }
 
     #[test]
     fn shortest_edge_keeps_the_aspect_ratio_rounded_down() {
-        let p = ImageProcessor::clip_default(224);
+        let p = clip();
         assert_eq!(p.resized_size(&RgbImage::new(300, 200)), (224, 336));
         assert_eq!(p.resized_size(&RgbImage::new(200, 301)), (337, 224));
-        assert_eq!(p.resized_size(&RgbImage::new(1, 1000)), (224000, 224));
-    }
-
-    #[test]
-    fn crop_pads_small_images_with_zeros() {
-        let img = RgbImage::from_pixel(3, 2, image::Rgb([9, 9, 9]));
-        let c = center_crop(&img, (4, 5));
-        // top = (2 - 4) // 2 = -1, left = (3 - 5) // 2 = -1.
-        assert_eq!(c.get_pixel(0, 0).0, [0, 0, 0]);
-        assert_eq!(c.get_pixel(1, 1).0, [9, 9, 9]);
-        assert_eq!(c.get_pixel(3, 2).0, [9, 9, 9]);
-        assert_eq!(c.get_pixel(4, 3).0, [0, 0, 0]);
     }
 }

@@ -1,5 +1,6 @@
-//! The error type of the CLIP crate: what was wrong with a checkpoint, a
-//! config, an image or an argument, named with the file or input it came from.
+//! The error type the model crates share: what was wrong with a checkpoint,
+//! a config, a tokenizer, an image or an argument, named with the file or
+//! input it came from.
 
 use std::path::Path;
 
@@ -72,24 +73,33 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+    /// An [`Error::InvalidArgument`].
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument { op, msg: msg.into() }
     }
 
-    pub(crate) fn config(file: impl Into<String>, msg: impl Into<String>) -> Self {
+    /// An [`Error::Config`] about `file`.
+    pub fn config(file: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Config { file: file.into(), msg: msg.into() }
     }
 
-    pub(crate) fn image(source_name: impl Into<String>, msg: impl Into<String>) -> Self {
+    /// An [`Error::Image`] about the input `source_name`.
+    pub fn image(source_name: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Image { source_name: source_name.into(), msg: msg.into() }
     }
 
-    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+    /// An [`Error::Io`] about `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io { path: path.display().to_string(), source }
+    }
+
+    /// An [`Error::Tokenizer`] about `file`.
+    pub fn tokenizer(file: impl Into<String>, msg: impl std::fmt::Display) -> Self {
+        Error::Tokenizer { file: file.into(), msg: msg.to_string() }
     }
 }
 
 /// Reads a whole file, naming it in the error.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }

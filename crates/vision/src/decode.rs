@@ -13,7 +13,7 @@
 //! The EXIF orientation is applied, as transformers' `load_image` does.
 //! Formats: PNG, JPEG, GIF (first frame), BMP and WebP.
 
-use crate::error::{read_file, Error, Result};
+use tessera_hf::{read_file, Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use std::io::Cursor;
 use std::path::Path;

@@ -1,0 +1,27 @@
+//! # Hugging Face plumbing for Tessera's models
+//!
+//! What every model crate needs to load a transformers checkpoint, kept out
+//! of tessera-nn so that the layer crate stays free of tokenizers, hf-hub
+//! and network code:
+//!
+//! - [`Error`]: the model crates' shared error type (config, tokenizer,
+//!   image, io, hub, invalid arguments, and the layer and tensor errors).
+//! - [`config`]: typed reads of config.json fields ([`Fields`]) with
+//!   transformers' defaults: a missing field takes the default, an unknown
+//!   field is ignored, a field of the wrong type is an error naming it.
+//! - [`hub`]: a local checkpoint directory, or a hub id fetched into
+//!   hf-hub's cache (cargo feature `hub`).
+//! - [`tokenizer`]: [`TextTokenizer`] over tokenizer.json with truncation
+//!   to a context, tokenizer_config.json's limits and pad token, and
+//!   [`TokenBatch`] padding (cargo feature `tokenizer`).
+
+pub mod config;
+mod error;
+pub mod hub;
+#[cfg(feature = "tokenizer")]
+pub mod tokenizer;
+
+pub use config::Fields;
+pub use error::{read_file, Error, Result};
+#[cfg(feature = "tokenizer")]
+pub use tokenizer::{TextTokenizer, TokenBatch, TokenizerOptions};
