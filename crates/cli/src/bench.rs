@@ -62,6 +62,9 @@ pub struct BenchResult {
     pub best: Duration,
     pub gflops: f64,
     pub gbps: f64,
+    /// The case's FLOP and byte counts per run (see [`BenchCase`]).
+    pub flops: f64,
+    pub bytes: f64,
     /// Device time per run by kernel (seconds), where the device has
     /// kernel timers (`Backend::set_kernel_timing`).
     pub kernels: Vec<(String, f64)>,
@@ -71,6 +74,21 @@ impl BenchResult {
     /// Total device time per run, where measured.
     pub fn device_time(&self) -> Option<f64> {
         (!self.kernels.is_empty()).then(|| self.kernels.iter().map(|k| k.1).sum())
+    }
+
+    /// Arithmetic intensity: FLOP per byte moved (0 for a pure copy).
+    pub fn intensity(&self) -> f64 {
+        self.flops / self.bytes.max(1.0)
+    }
+
+    /// GFLOP/s of the fastest run (the table's `gflops` is the median's).
+    pub fn best_gflops(&self) -> f64 {
+        self.flops / self.best.as_secs_f64().max(1e-12) / 1e9
+    }
+
+    /// GB/s of the fastest run.
+    pub fn best_gbps(&self) -> f64 {
+        self.bytes / self.best.as_secs_f64().max(1e-12) / 1e9
     }
 }
 
@@ -272,6 +290,30 @@ fn transpose_copy_case(device: &Device, dtype: DType, n: usize) -> BenchCase {
                 Err("transpose copy: wrong element".into())
             } else {
                 Ok(())
+            }
+        }),
+    }
+}
+
+/// A plain contiguous copy of `n` elements: bytes read + written, no FLOPs
+/// (the bandwidth ceiling of `tessera bench --plot`).
+pub fn copy_case(device: &Device, dtype: DType, n: usize) -> BenchCase {
+    let d = device.clone();
+    BenchCase {
+        op: "copy".into(),
+        shape: n.to_string(),
+        dtype,
+        work: Work::Other,
+        flops: 0.0,
+        bytes: 2.0 * dtype.size_in_bytes() as f64 * n as f64,
+        make: Box::new(move |seed| Ok(vec![randn(&d, dtype, &[n], seed)?])),
+        run: Box::new(|i| i[0].copy()),
+        check: Box::new(move |i, out| {
+            let head = |t: &Tensor| t.narrow(0, 0, 4096.min(n))?.to_f64_vec();
+            if head(&i[0]).map_err(err)? == head(out).map_err(err)? {
+                Ok(())
+            } else {
+                Err("copy: wrong element".into())
             }
         }),
     }
@@ -491,6 +533,8 @@ pub fn run_case(case: &BenchCase, device: &Device, opts: &BenchOptions) -> std::
         best: timing.best,
         gflops: case.flops / secs / 1e9,
         gbps: case.bytes / secs / 1e9,
+        flops: case.flops,
+        bytes: case.bytes,
         kernels,
     })
 }
@@ -574,15 +618,22 @@ fn case_fields(op: &str, shape: &str, dtype: DType, work: Work) -> Vec<(&'static
 }
 
 /// A one-line JSON object with its fields in the given order.
-fn json_line(fields: &[(&str, Value)]) -> String {
+pub fn json_line(fields: &[(&str, Value)]) -> String {
     let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{v}", json!(k))).collect();
     format!("{{{}}}", body.join(","))
 }
 
 /// One result as a one-line JSON object: op, shape, dtype, then
 /// `m`/`k`/`n`/`b_transposed` for matmuls or `b`/`h`/`t`/`d`/`causal` for
-/// attention, then iters, median_ms, best_ms, gflops, gbps.
+/// attention, then iters, median_ms, best_ms, gflops, gbps and intensity
+/// (FLOP per byte), then device_ms and kernels_ms where the device times
+/// its kernels.
 pub fn result_json(r: &BenchResult) -> String {
+    json_line(&result_fields(r))
+}
+
+/// The fields of [`result_json`], for callers that append their own.
+pub fn result_fields(r: &BenchResult) -> Vec<(&'static str, Value)> {
     let mut fields = case_fields(&r.op, &r.shape, r.dtype, r.work);
     fields.extend([
         ("iters", json!(r.iters)),
@@ -590,13 +641,14 @@ pub fn result_json(r: &BenchResult) -> String {
         ("best_ms", json!(r.best.as_secs_f64() * 1e3)),
         ("gflops", json!(r.gflops)),
         ("gbps", json!(r.gbps)),
+        ("intensity", json!(r.intensity())),
     ]);
     if let Some(t) = r.device_time() {
         fields.push(("device_ms", json!(t * 1e3)));
         let kernels: serde_json::Map<String, Value> = r.kernels.iter().map(|(k, t)| (k.clone(), json!(t * 1e3))).collect();
         fields.push(("kernels_ms", Value::Object(kernels)));
     }
-    json_line(&fields)
+    fields
 }
 
 /// A case that failed (its check, or an error) as a one-line JSON object:

@@ -2,8 +2,10 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_cli::bench::{failure_json, format_table, result_json, run_case, suite_cases, BenchOptions, Size, Suite};
+use tessera_cli::roofline;
 use tessera_tensor::Device;
 
 #[derive(Parser)]
@@ -57,6 +59,10 @@ struct BenchArgs {
     /// Print one JSON object per line per result (failed cases carry "error") instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also measure the device's peak compute (a large matmul per dtype) and copy bandwidth, and
+    /// draw a roofline of the run (GFLOP/s against FLOP per byte, log-log) into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +98,12 @@ fn bench(args: &BenchArgs) -> ExitCode {
         SuiteArg::Core => Suite::Core,
         SuiteArg::Peers => Suite::Peers,
     };
+    if let Some(path) = &args.plot {
+        if let Err(e) = roofline::check_plot_path(path) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let opts = BenchOptions { budget: std::time::Duration::from_millis(args.budget_ms), ..Default::default() };
     let mut results = Vec::new();
     let mut failed = false;
@@ -119,10 +131,49 @@ fn bench(args: &BenchArgs) -> ExitCode {
     if !args.json {
         print!("{}", format_table(&device, &results));
     }
+    if let Some(path) = &args.plot {
+        failed |= !plot(path, &device, &results, size, &opts, args.json);
+    }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Measures the ceilings, reports them (as JSON lines with `json`, else as
+/// text under the table) and draws the roofline into `path`; false if a
+/// ceiling or the file failed.
+fn plot(
+    path: &std::path::Path,
+    device: &Device,
+    results: &[tessera_cli::bench::BenchResult],
+    size: Size,
+    opts: &BenchOptions,
+    json: bool,
+) -> bool {
+    let (ceilings, errors) = roofline::measure_ceilings(device, &roofline::plotted_dtypes(results), size, opts);
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if json {
+        for line in roofline::ceilings_json(&ceilings) {
+            if print_line(&line).is_err() {
+                return false;
+            }
+        }
+    } else {
+        print!("{}", roofline::format_ceilings(&ceilings));
+    }
+    match roofline::write_plot(path, device, results, &ceilings) {
+        Ok(()) => {
+            eprintln!("roofline plot written to {}", path.display());
+            errors.is_empty()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
     }
 }
 

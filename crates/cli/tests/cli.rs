@@ -66,3 +66,61 @@ fn clip_without_a_checkpoint_is_a_clear_error() {
     assert!(err.contains("is a file"), "{err}");
     let _ = std::fs::remove_file(file);
 }
+
+/// A file under the temp dir unique to this test process.
+fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("tessera-cli-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn bench_plots_a_roofline() {
+    let svg = temp_path("roofline.svg");
+    let (ok, out, err) =
+        tessera(&["bench", "--size", "small", "--filter", "softmax", "--budget-ms", "20", "--plot", svg.to_str().unwrap()]);
+    assert!(ok, "{err}\n{out}");
+    // The table, then the two ceilings measured in the same run.
+    assert!(out.lines().any(|l| l.starts_with("softmax")), "{out}");
+    assert!(out.contains("ceiling: f32 peak") && out.contains("ceiling: copy bandwidth"), "{out}");
+    let text = std::fs::read_to_string(&svg).expect("the plot file");
+    let _ = std::fs::remove_file(&svg);
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("not XML: {e}\n{text}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<String> =
+        doc.descendants().filter(|n| n.has_tag_name("text")).filter_map(|n| n.text()).map(|t| t.trim().to_string()).collect();
+    let has = |want: &str| texts.iter().any(|t| t.contains(want));
+    assert!(has("softmax 64x1024 f32"), "the point's label: {texts:?}");
+    assert!(has("Roofline: ") && has("(cpu)"), "the title names the device: {texts:?}");
+    assert!(has("f32 peak") && has("GFLOP/s (matmul 256x256x256)"), "the compute ceiling: {texts:?}");
+    assert!(has("copy bandwidth") && has("GB/s (copy 4194304 f32)"), "the bandwidth ceiling: {texts:?}");
+    assert!(has("ridge") && has("arithmetic intensity"), "{texts:?}");
+}
+
+#[test]
+fn bench_json_carries_intensity_and_ceilings() {
+    let svg = temp_path("roofline-json.svg");
+    let (ok, out, err) =
+        tessera(&["bench", "--size", "small", "--filter", "add", "--budget-ms", "20", "--json", "--plot", svg.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&svg);
+    assert!(ok, "{err}\n{out}");
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let add = lines.iter().find(|v| v["op"] == "add").expect("the add case");
+    // One FLOP per element over three f32 values moved.
+    assert!((add["intensity"].as_f64().unwrap() - 1.0 / 12.0).abs() < 1e-12, "{add}");
+    let compute = lines.iter().find(|v| v["ceiling"] == "compute").expect("a compute ceiling");
+    let bandwidth = lines.iter().find(|v| v["ceiling"] == "bandwidth").expect("a bandwidth ceiling");
+    assert_eq!((compute["op"].as_str(), compute["dtype"].as_str()), (Some("matmul"), Some("f32")), "{compute}");
+    let (peak, gbps) = (compute["peak_gflops"].as_f64().unwrap(), bandwidth["peak_gbps"].as_f64().unwrap());
+    assert!(peak > 0.0 && gbps > 0.0, "{compute} {bandwidth}");
+    assert!((compute["ridge"].as_f64().unwrap() - peak / gbps).abs() < 1e-9 * peak / gbps, "{compute}");
+    assert_eq!(bandwidth["op"], "copy");
+}
+
+#[test]
+fn plot_into_a_missing_directory_is_a_clear_error() {
+    let svg = temp_path("no-such-dir").join("roofline.svg");
+    let (ok, out, err) = tessera(&["bench", "--size", "small", "--filter", "add", "--budget-ms", "20", "--plot", svg.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(err.contains(svg.to_str().unwrap()) && err.contains("does not exist"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.is_empty(), "refused before any case ran: {out}");
+}
