@@ -12,8 +12,9 @@ transformers' CLIPModel run with seeded weights at real configurations:
   the ids), gelu instead of quick_gelu, a different layer-norm eps and a
   preprocessor_config.json in the new dict form.
 
-Every weight is filled from the counter-based generator that Tessera's tests
-implement too (crates/tensor/src/rng.rs): element i of tensor NAME is
+Every weight is filled from the seeded generator shared by every parity
+suite (tests/parity/seeded_weights.py, and the tessera-parity crate on the
+Rust side; crates/tensor/src/rng.rs): element i of tensor NAME is
 
     u = (word(fnv1a64(NAME), i) >> 11) * 2^-53
     value = f32(mean + amp * (2u - 1))          (computed in f64)
@@ -69,69 +70,17 @@ CONTEXT = 77
 
 # ---------------------------------------------------------------- the generator
 
-MASK = (1 << 64) - 1
-
-
-def fnv1a64(name: str) -> int:
-    h = 0xCBF29CE484222325
-    for b in name.encode():
-        h ^= b
-        h = (h * 0x100000001B3) & MASK
-    return h
-
-
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    x = x + np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def uniform(seed: int, n: int) -> np.ndarray:
-    """`rng::uniform(seed, i)` for i in 0..n, as float64."""
-    with np.errstate(over="ignore"):
-        s = _splitmix64(np.array([seed], dtype=np.uint64))[0]
-        i = np.arange(n, dtype=np.uint64) * np.uint64(0xD1B54A32D192ED03)
-        w = _splitmix64(s ^ i)
-    return (w >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-
+sys.path.insert(0, str(HERE.parent / "parity"))
+from seeded_weights import fill_seeded  # noqa: E402  (the shared generator)
 
 LOGIT_SCALE = float(np.log(1.0 / 0.07))
 
 
-def weight_law(name: str) -> tuple[float, float]:
-    """(mean, amplitude) of tensor `name`: values are uniform in mean ± amp."""
-    leaf = name.rsplit(".", 1)[-1]
-    norm = any(k in name for k in ("layer_norm", "layrnorm", "layernorm"))
-    if norm and leaf == "weight":
-        return 1.0, 0.1
-    if norm and leaf == "bias":
-        return 0.0, 0.05
-    if leaf == "bias":
-        return 0.0, 0.02
-    if name.endswith("class_embedding"):
-        return 0.0, 0.05
-    if "embedding" in name:
-        return 0.0, 0.05
-    # Linear and conv weights: standard deviation 0.02.
-    return 0.0, 0.02 * 3.0**0.5
-
-
-def seeded_tensor(name: str, shape: tuple[int, ...]) -> np.ndarray:
+def clip_special(name: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """CLIP's initial temperature; every other tensor is seeded."""
     if name == "logit_scale":
         return np.array(LOGIT_SCALE, dtype=np.float32).reshape(shape)
-    mean, amp = weight_law(name)
-    n = int(np.prod(shape, dtype=np.int64))
-    u = uniform(fnv1a64(name), n)
-    return (mean + amp * (2.0 * u - 1.0)).astype(np.float32).reshape(shape)
-
-
-def fill_seeded(model: torch.nn.Module) -> None:
-    with torch.no_grad():
-        for name, p in model.state_dict().items():
-            if not p.is_floating_point():
-                continue
-            p.copy_(torch.from_numpy(seeded_tensor(name, tuple(p.shape))))
+    return None
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -481,7 +430,7 @@ def main() -> None:
         config = CLIPConfig.from_pretrained(str(d))
         config._attn_implementation = "eager"
         model = CLIPModel(config).eval()
-        fill_seeded(model)
+        fill_seeded(model, clip_special)
         with torch.no_grad():
             px = torch.from_numpy(pixels)
             ids = torch.from_numpy(input_ids)

@@ -56,20 +56,8 @@ pub type ClipEncoderLayer = VitEncoderLayer;
 pub type ClipEncoder = VitEncoder;
 
 /// Loads `encoder.layers.N` of a tower, counting each layer as a step.
-#[allow(clippy::too_many_arguments)]
-fn load_encoder(
-    vb: &VarBuilder,
-    hidden: usize,
-    intermediate: usize,
-    heads: usize,
-    eps: f64,
-    act: tessera_nn::Activation,
-    causal: bool,
-    num_layers: usize,
-    steps: &mut Steps<'_, '_>,
-) -> Result<ClipEncoder> {
-    let cfg = VitLayerConfig::new(hidden, intermediate, heads, eps, act).with_causal(causal);
-    Ok(VitEncoder::load_with_progress(&vb.pp("encoder"), &cfg, num_layers, "layers", &mut || steps.step())?)
+fn load_encoder(vb: &VarBuilder, cfg: &VitLayerConfig, num_layers: usize, steps: &mut Steps<'_, '_>) -> Result<ClipEncoder> {
+    Ok(VitEncoder::load_with_progress(&vb.pp("encoder"), cfg, num_layers, "layers", &mut || steps.step())?)
 }
 
 /// `CLIPVisionEmbeddings`: patch embedding (a conv without bias whose stride
@@ -156,8 +144,8 @@ impl ClipTextTransformer {
     fn load(vb: &VarBuilder, c: &ClipTextConfig, steps: &mut Steps<'_, '_>) -> Result<Self> {
         let embeddings = ClipTextEmbeddings::load(&vb.pp("embeddings"), c)?;
         steps.step();
-        let (h, i, n) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
-        let encoder = load_encoder(vb, h, i, n, c.layer_norm_eps, c.hidden_act, true, c.num_hidden_layers, steps)?;
+        let layer = VitLayerConfig::new(c.hidden_size, c.intermediate_size, c.num_attention_heads, c.layer_norm_eps, c.hidden_act);
+        let encoder = load_encoder(vb, &layer.with_causal(true), c.num_hidden_layers, steps)?;
         let final_layer_norm = LayerNorm::load(&vb.pp("final_layer_norm"), c.hidden_size, c.layer_norm_eps)?;
         Ok(ClipTextTransformer { embeddings, encoder, final_layer_norm, pooling: c.pooling(), vocab_size: c.vocab_size })
     }
@@ -215,8 +203,8 @@ impl ClipVisionTransformer {
         let embeddings = ClipVisionEmbeddings::load(&vb.pp("embeddings"), c)?;
         let pre_layrnorm = LayerNorm::load(&vb.pp("pre_layrnorm"), c.hidden_size, c.layer_norm_eps)?;
         steps.step();
-        let (h, i, n) = (c.hidden_size, c.intermediate_size, c.num_attention_heads);
-        let encoder = load_encoder(vb, h, i, n, c.layer_norm_eps, c.hidden_act, false, c.num_hidden_layers, steps)?;
+        let layer = VitLayerConfig::new(c.hidden_size, c.intermediate_size, c.num_attention_heads, c.layer_norm_eps, c.hidden_act);
+        let encoder = load_encoder(vb, &layer, c.num_hidden_layers, steps)?;
         let post_layernorm = LayerNorm::load(&vb.pp("post_layernorm"), c.hidden_size, c.layer_norm_eps)?;
         Ok(ClipVisionTransformer { embeddings, pre_layrnorm, encoder, post_layernorm })
     }

@@ -10,9 +10,9 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use tessera_hf::hub::{self, CONFIG_FILE, TRANSFORMERS_CHECKPOINT};
 use tessera_nn::{l2_normalize, VarBuilder};
-use tessera_vision::{processor, RgbImage};
 use tessera_tensor::safetensors::Checkpoint;
 use tessera_tensor::{DType, Device, Tensor};
+use tessera_vision::{processor, RgbImage};
 
 /// Called after each batch with (items done, items in all).
 pub type BatchProgress<'a> = &'a mut dyn FnMut(usize, usize);

@@ -86,7 +86,8 @@ impl ClipTokenizer {
         let (start, end) = (id(START_TOKEN)?, id(END_TOKEN)?);
         let replace = Replace::new(ReplacePattern::Regex(r"\s+".into()), " ").map_err(|e| tok_err(&e))?;
         inner.with_normalizer(Some(NormalizerSequence::new(vec![NFC.into(), replace.into(), Lowercase.into()])));
-        let split = Split::new(SplitPattern::Regex(SPLIT_PATTERN.into()), SplitDelimiterBehavior::Removed, true).map_err(|e| tok_err(&e))?;
+        let split =
+            Split::new(SplitPattern::Regex(SPLIT_PATTERN.into()), SplitDelimiterBehavior::Removed, true).map_err(|e| tok_err(&e))?;
         inner.with_pre_tokenizer(Some(PreTokenizerSequence::new(vec![split.into(), ByteLevel::new(false, true, true).into()])));
         inner.with_post_processor(Some(
             RobertaProcessing::new((END_TOKEN.into(), end), (START_TOKEN.into(), start)).trim_offsets(false).add_prefix_space(false),

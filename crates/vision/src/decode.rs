@@ -13,10 +13,10 @@
 //! The EXIF orientation is applied, as transformers' `load_image` does.
 //! Formats: PNG, JPEG, GIF (first frame), BMP and WebP.
 
-use tessera_hf::{read_file, Error, Result};
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
+use tessera_hf::{read_file, Error, Result};
 
 /// Reads and decodes the image file at `path` to RGB.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {

@@ -119,4 +119,17 @@ mod tests {
         assert_eq!(v[7], (1.0 + 0.1 * (2.0 * u - 1.0)) as f32);
         assert_ne!(seeded_values("x.weight", 4), seeded_values("y.weight", 4));
     }
+
+    #[test]
+    fn values_equal_the_python_generator() {
+        // seeded_weights.seeded_tensor(name, (3,)).view("uint32"), numpy 2.
+        let cases: [(&str, [u32; 3]); 3] = [
+            ("model.layers.0.input_layernorm.weight", [0x3f88b3e9, 0x3f87dcbf, 0x3f8c7264]),
+            ("transformer.h.0.attn.c_attn.weight", [0x3c579270, 0xbc39b711, 0x3c5ae556]),
+            ("model.embed_tokens.weight", [0xbc5287bb, 0xbaa7f425, 0xbd09d08a]),
+        ];
+        for (name, bits) in cases {
+            assert_eq!(seeded_values(name, 3).iter().map(|v| v.to_bits()).collect::<Vec<_>>(), bits, "{name}");
+        }
+    }
 }
