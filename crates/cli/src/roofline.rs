@@ -261,6 +261,11 @@ fn render_svg(title: &str, results: &[BenchResult], ceilings: &Ceilings) -> std:
             let line = [(ridge, c.rate), (xr.end, c.rate)];
             chart.draw_series(LineSeries::new(line, color.stroke_width(3))).map_err(|e| e.to_string())?;
             taken.extend(line_boxes(&chart, line));
+            let corner = chart.backend_coord(&(ridge, c.rate));
+            if ceilings.bandwidth.is_some() {
+                // The ridge's ring, drawn below.
+                taken.push(Rect::around(corner, 8));
+            }
             let right = chart.backend_coord(&(xr.end, c.rate));
             let text = format!("{dtype} peak {:.2} GFLOP/s (matmul {})", c.rate, c.result.shape);
             // Along the line only (right of its ridge); the colour says
@@ -278,8 +283,6 @@ fn render_svg(title: &str, results: &[BenchResult], ceilings: &Ceilings) -> std:
                 let drop = [(ridge, yr.start), (ridge, c.rate)];
                 chart.draw_series(DashedLineSeries::new(drop, 6, 5, color.mix(0.6).stroke_width(1))).map_err(|e| e.to_string())?;
                 chart.draw_series([Circle::new((ridge, c.rate), 7, color.stroke_width(2))]).map_err(|e| e.to_string())?;
-                let corner = chart.backend_coord(&(ridge, c.rate));
-                taken.push(Rect::around(corner, 8));
                 let text = format!("ridge {} FLOP/B", fmt_num(ridge));
                 labels.push(place(&text, corner, &above_first(), &area, &mut taken, color));
             }
