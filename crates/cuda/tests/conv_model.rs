@@ -93,28 +93,7 @@ fn modelled(
     let k_pad = padded_taps(dtype, k);
     // The weight as [o, k_pad], zero padded (pack_pad).
     let wpad: Vec<f64> = (0..o * k_pad).map(|e| if e % k_pad < k { w[(e / k_pad) * k + e % k_pad] } else { 0.0 }).collect();
-    let geom = ConvGeom {
-        c: c as i64,
-        h: h as i64,
-        w: wd as i64,
-        sn: (c * h * wd) as i64,
-        sc: (h * wd) as i64,
-        sh: wd as i64,
-        sw: 1,
-        kh: kh as i64,
-        kw: kw as i64,
-        stride_h: p.stride.0 as i64,
-        stride_w: p.stride.1 as i64,
-        pad_h: p.padding.0 as i64,
-        pad_w: p.padding.1 as i64,
-        dil_h: p.dilation.0 as i64,
-        dil_w: p.dilation.1 as i64,
-        oh: oh as i64,
-        ow: ow as i64,
-        groups: gcount as i64,
-        k: k as i64,
-        k_pad: k_pad as i64,
-    };
+    let geom = ConvGeom::new(dtype, xs, [c * h * wd, h * wd, wd, 1], ws, p, (oh, ow));
     let positions = oh * ow;
     let mut out = vec![f64::NAN; n * o * positions];
     for img0 in (0..n).step_by(chunk) {

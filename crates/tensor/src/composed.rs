@@ -127,12 +127,11 @@ pub fn add_norm(
 /// the operands' own dtype (the weight is never converted), the bias added
 /// in the compute dtype.
 pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<Tensor> {
-    let (xf, wf) = (x, w);
     let (n, h, wd) = (x.dims()[0], x.dims()[2], x.dims()[3]);
     let (o, cg, kh, kw) = (w.dims()[0], w.dims()[1], w.dims()[2], w.dims()[3]);
     let (oh, ow) = p.output_size((h, wd), (kh, kw)).expect("conv2d geometry is checked before dispatch");
     let g = p.groups;
-    let padded = pad2d(xf, p.padding)?;
+    let padded = pad2d(x, p.padding)?;
     let mut taps = Vec::with_capacity(kh * kw);
     for i in 0..kh {
         for j in 0..kw {
@@ -143,7 +142,7 @@ pub fn conv2d(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -
     }
     let cols = Tensor::stack(&taps.iter().collect::<Vec<_>>(), 2)?; // [n, c, kh*kw, oh, ow]
     let cols = cols.reshape(vec![n, g, cg * kh * kw, oh * ow])?;
-    let wm = wf.reshape(vec![g, o / g, cg * kh * kw])?;
+    let wm = w.reshape(vec![g, o / g, cg * kh * kw])?;
     let out = wm.unsqueeze(0)?.matmul(&cols)?.reshape(vec![n, o, oh, ow])?;
     match bias {
         Some(b) => upcast(&out)?.add(&upcast(b)?.reshape(vec![1, o, 1, 1])?)?.to_dtype(x.dtype()),

@@ -48,6 +48,39 @@ pub struct ConvGeom {
     pub k_pad: i64,
 }
 
+impl ConvGeom {
+    /// The geometry of `x` (shape `xs`, element strides `x_strides`) and a
+    /// weight of shape `ws` under `p`, with an output of `oh x ow`.
+    pub fn new(dtype: DType, xs: [usize; 4], x_strides: [usize; 4], ws: [usize; 4], p: &Conv2dParams, (oh, ow): (usize, usize)) -> Self {
+        let [_, c, h, w] = xs;
+        let [_, cg, kh, kw] = ws;
+        let k = cg * kh * kw;
+        let i = |v: usize| v as i64;
+        ConvGeom {
+            c: i(c),
+            h: i(h),
+            w: i(w),
+            sn: i(x_strides[0]),
+            sc: i(x_strides[1]),
+            sh: i(x_strides[2]),
+            sw: i(x_strides[3]),
+            kh: i(kh),
+            kw: i(kw),
+            stride_h: i(p.stride.0),
+            stride_w: i(p.stride.1),
+            pad_h: i(p.padding.0),
+            pad_w: i(p.padding.1),
+            dil_h: i(p.dilation.0),
+            dil_w: i(p.dilation.1),
+            oh: i(oh),
+            ow: i(ow),
+            groups: i(p.groups),
+            k: i(k),
+            k_pad: i(padded_taps(dtype, k)),
+        }
+    }
+}
+
 /// The taps of a patch row as the GEMM takes them: a multiple of 8 for the
 /// tensor-core path (16-byte cp.async chunks), `k` itself for f32.
 pub fn padded_taps(dtype: DType, k: usize) -> usize {
@@ -114,28 +147,7 @@ pub fn conv2d(cx: &Ctx, x: View, w: View, bias: Option<View>, p: &Conv2dParams) 
     let chunk = (PATCH_BYTES / patch_row_bytes.max(1)).clamp(1, n);
     let patches = CudaStorage::alloc(cx.dev, dt, chunk * g * positions * k_pad)?;
     let xst = x.layout.strides();
-    let geom = ConvGeom {
-        c: c as i64,
-        h: h as i64,
-        w: wd as i64,
-        sn: xst[0] as i64,
-        sc: xst[1] as i64,
-        sh: xst[2] as i64,
-        sw: xst[3] as i64,
-        kh: kh as i64,
-        kw: kw as i64,
-        stride_h: p.stride.0 as i64,
-        stride_w: p.stride.1 as i64,
-        pad_h: p.padding.0 as i64,
-        pad_w: p.padding.1 as i64,
-        dil_h: p.dilation.0 as i64,
-        dil_w: p.dilation.1 as i64,
-        oh: oh as i64,
-        ow: ow as i64,
-        groups: g as i64,
-        k: k as i64,
-        k_pad: k_pad as i64,
-    };
+    let geom = ConvGeom::new(dt, [n, c, h, wd], [xst[0], xst[1], xst[2], xst[3]], [o, cg, kh, kw], p, (oh, ow));
     let im2col = cx.dev.function(&INDEX, &[], &format!("im2col_{es}"))?;
     let ep = Epilogue::conv(bias.as_ref(), g, og)?;
     for img0 in (0..n).step_by(chunk) {
