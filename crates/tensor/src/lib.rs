@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod device;
 pub mod dtype;
 mod error;
+pub mod file;
 mod ops;
 pub mod rng;
 pub mod safetensors;

@@ -51,6 +51,23 @@
 //!
 //! [`SafeTensorsFile::bytes`] always returns the stored bytes, unconverted.
 //!
+//! # Memory maps and the read-into-memory mode
+//!
+//! [`SafeTensorsFile::open`] memory-maps the file ([`ReadMode::Map`]): tensors
+//! are borrowed from the page cache without a copy and only the pages a
+//! model touches are read. The contract of a map: the file must not change
+//! while it is open. Truncating or rewriting a mapped file from another
+//! process is outside the guarantees: the OS may then deliver `SIGBUS` on a
+//! read past the new end, or a borrowed slice may change under the reader.
+//! Where that can happen (network and FUSE filesystems, files still being
+//! written), use [`ReadMode::Read`], which reads the whole file into memory
+//! when it is opened (allocated fallibly: a file larger than memory is an
+//! [`Error::OutOfMemory`]). `TESSERA_MMAP=0` selects it for every file opened
+//! with [`SafeTensorsFile::open`] or [`Checkpoint::open`].
+//!
+//! Only regular files are opened: a FIFO, a device or a directory given as a
+//! checkpoint file is an [`Error::Io`] saying what it is.
+//!
 //! # Checkpoints
 //!
 //! [`Checkpoint`] opens what a model repository holds: one file, a directory
@@ -236,7 +253,7 @@ impl FileDType {
     /// Bytes taken by `shape`, or a message saying why it has no valid size.
     fn byte_size(self, shape: &[usize]) -> std::result::Result<usize, String> {
         let overflow = || format!("{} elements of shape {shape:?} overflow the address space", self.name());
-        let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(overflow)?;
+        let numel = crate::shape::checked_numel(shape).ok_or_else(overflow)?;
         let bits = numel.checked_mul(self.bits()).ok_or_else(overflow)?;
         let (bytes, leftover_bits) = (bits / 8, bits % 8);
         if leftover_bits != 0 {
@@ -271,7 +288,7 @@ pub struct TensorInfo {
 impl TensorInfo {
     /// Number of elements.
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        crate::shape::numel(&self.shape)
     }
 
     /// Number of stored bytes.
@@ -588,20 +605,55 @@ impl fmt::Debug for SafeTensorsFile {
     }
 }
 
+/// How [`SafeTensorsFile::open_with`] holds a file's bytes (see the module
+/// documentation on memory maps).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Memory-map the file (the default): no copy, pages read on demand; the
+    /// file must not change while open.
+    #[default]
+    Map,
+    /// Read the whole file into memory when it is opened.
+    Read,
+}
+
+impl ReadMode {
+    /// [`ReadMode::Read`] when the environment variable `TESSERA_MMAP` is
+    /// `0`, `false` or `off`; [`ReadMode::Map`] otherwise.
+    pub fn from_env() -> ReadMode {
+        match std::env::var("TESSERA_MMAP").map(|v| v.trim().to_ascii_lowercase()) {
+            Ok(v) if matches!(v.as_str(), "0" | "false" | "off" | "no") => ReadMode::Read,
+            _ => ReadMode::Map,
+        }
+    }
+}
+
 impl SafeTensorsFile {
-    /// Memory-maps the file at `path` and validates its header (see the
-    /// module documentation for the rules).
+    /// Opens the file at `path` in the [`ReadMode::from_env`] mode (a memory
+    /// map unless `TESSERA_MMAP=0`) and validates its header (see the module
+    /// documentation for the rules).
     pub fn open(path: impl AsRef<Path>) -> Result<SafeTensorsFile> {
+        SafeTensorsFile::open_with(path, ReadMode::from_env())
+    }
+
+    /// Opens the regular file at `path`, mapped or read as `mode` says, and
+    /// validates its header.
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<SafeTensorsFile> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| io_err(path, e))?;
-        // SAFETY: the file is opened read-only and the map is never written
-        // through, so Rust's aliasing rules hold for this process. Another
-        // process truncating or rewriting the file while it is mapped is
-        // outside our guarantees (the OS may deliver SIGBUS, or data may
-        // change under a borrowed slice); safetensors checkpoints are
-        // treated as immutable while open.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?;
-        SafeTensorsFile::from_buffer(path.display().to_string(), Buffer::Mapped(map))
+        let buffer = match mode {
+            ReadMode::Read => Buffer::Owned(crate::file::read_regular(path)?),
+            ReadMode::Map => {
+                let file = crate::file::open_regular(path)?;
+                // SAFETY: the file is opened read-only and the map is never
+                // written through, so Rust's aliasing rules hold for this
+                // process. Another process truncating or rewriting the file
+                // while it is mapped is outside our guarantees (the module
+                // documentation's contract; ReadMode::Read avoids it).
+                let map = unsafe { Mmap::map(&file) }.map_err(|e| io_err(path, e))?;
+                Buffer::Mapped(map)
+            }
+        };
+        SafeTensorsFile::from_buffer(path.display().to_string(), buffer)
     }
 
     /// A file held in memory; `name` stands for the path in error messages.
@@ -717,30 +769,40 @@ impl Checkpoint {
     /// file, relative to the index's directory) is authoritative: each shard
     /// is opened once, every listed tensor must be in its shard, and tensors
     /// a shard holds but the index does not list are not exposed.
+    ///
+    /// Files are opened in the [`ReadMode::from_env`] mode.
     pub fn open(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        Checkpoint::open_with(path, ReadMode::from_env())
+    }
+
+    /// [`open`](Self::open), holding every file as `mode` says.
+    pub fn open_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Checkpoint> {
         let path = path.as_ref();
         if path.is_dir() {
             let index = path.join(INDEX_FILE_NAME);
-            if index.is_file() {
-                return Checkpoint::open_index(&index);
+            if index.exists() {
+                return Checkpoint::open_index_with(&index, mode);
             }
             let single = path.join(SINGLE_FILE_NAME);
-            if single.is_file() {
-                return Checkpoint::open_file(&single);
+            if single.exists() {
+                return Checkpoint::open_file_with(&single, mode);
             }
             return Err(st_err(&path.display().to_string(), format!("directory holds neither {INDEX_FILE_NAME} nor {SINGLE_FILE_NAME}")));
         }
         if path.extension().is_some_and(|e| e == "json") {
-            Checkpoint::open_index(path)
+            Checkpoint::open_index_with(path, mode)
         } else {
-            Checkpoint::open_file(path)
+            Checkpoint::open_file_with(path, mode)
         }
     }
 
     /// A checkpoint of one file.
     pub fn open_file(path: impl AsRef<Path>) -> Result<Checkpoint> {
-        let file = SafeTensorsFile::open(path)?;
-        Ok(Checkpoint::from_file(file))
+        Checkpoint::open_file_with(path, ReadMode::from_env())
+    }
+
+    fn open_file_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Checkpoint> {
+        Ok(Checkpoint::from_file(SafeTensorsFile::open_with(path, mode)?))
     }
 
     /// A checkpoint of one already open file.
@@ -751,6 +813,10 @@ impl Checkpoint {
 
     /// A sharded checkpoint described by the index at `path`.
     pub fn open_index(path: impl AsRef<Path>) -> Result<Checkpoint> {
+        Checkpoint::open_index_with(path, ReadMode::from_env())
+    }
+
+    fn open_index_with(path: impl AsRef<Path>, mode: ReadMode) -> Result<Checkpoint> {
         let path = path.as_ref();
         let source = path.display().to_string();
         let weight_map = read_weight_map(path)?;
@@ -763,7 +829,7 @@ impl Checkpoint {
                 Some(&slot) => slot,
                 None => {
                     let shard_path = shard_path(&source, dir, &tensor, &shard)?;
-                    files.push(SafeTensorsFile::open(shard_path)?);
+                    files.push(SafeTensorsFile::open_with(shard_path, mode)?);
                     shards.insert(shard.clone(), files.len() - 1);
                     files.len() - 1
                 }
@@ -774,6 +840,11 @@ impl Checkpoint {
             index.insert(tensor, slot);
         }
         Ok(Checkpoint { source, files, index })
+    }
+
+    /// What was opened (the file, or the sharded index), for messages.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// The files of the checkpoint (one per shard).
@@ -839,7 +910,7 @@ impl Checkpoint {
 /// The `weight_map` of a sharded checkpoint's index: tensor -> shard file.
 fn read_weight_map(path: &Path) -> Result<BTreeMap<String, String>> {
     let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    let text = crate::file::read_regular_to_string(path)?;
     let json: Value = serde_json::from_str(&text).map_err(|e| st_err(&source, format!("index is not valid JSON: {e}")))?;
     let map = json.get("weight_map").and_then(Value::as_object).ok_or_else(|| st_err(&source, "index has no 'weight_map' object"))?;
     map.iter()

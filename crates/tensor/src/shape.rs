@@ -18,12 +18,13 @@ impl Shape {
     pub fn rank(&self) -> usize {
         self.0.len()
     }
+    /// The element count (saturating at `usize::MAX`, see [`numel`]).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        numel(&self.0)
     }
     /// The element count, or `None` when it overflows `usize`.
     pub fn checked_numel(&self) -> Option<usize> {
-        self.0.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+        checked_numel(&self.0)
     }
     /// The element count of a shape to be allocated with `elem_bytes`-byte
     /// elements; an error when the byte size cannot exist.
@@ -135,14 +136,33 @@ pub struct Layout {
 }
 
 /// Row-major strides for a shape.
+///
+/// Never overflows: the strides of a tensor that holds elements are bounded
+/// by its element count, and those of an empty tensor (a zero dimension,
+/// such as `[0, 2^32, 2^32]`) are never followed, so they saturate.
 pub fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![0; shape.len()];
-    let mut s = 1;
+    let mut s: usize = 1;
     for d in (0..shape.len()).rev() {
         strides[d] = s;
-        s *= shape[d];
+        s = s.saturating_mul(shape[d]);
     }
     strides
+}
+
+/// The element count of `dims`, or `None` when it overflows `usize`. A zero
+/// dimension makes it 0 wherever it is (`[2^32, 2^32, 0]` holds nothing).
+pub fn checked_numel(dims: &[usize]) -> Option<usize> {
+    if dims.contains(&0) {
+        return Some(0);
+    }
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// The element count of `dims`, saturating at `usize::MAX` (a count no
+/// allocation reaches, so sizing a buffer from it fails cleanly).
+pub fn numel(dims: &[usize]) -> usize {
+    checked_numel(dims).unwrap_or(usize::MAX)
 }
 
 /// Numpy broadcasting of two shapes.
@@ -201,13 +221,15 @@ impl Layout {
     pub fn rank(&self) -> usize {
         self.shape.len()
     }
+    /// The element count (saturating, see [`numel`]).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        numel(&self.shape)
     }
 
     /// Largest storage position this view reaches (for a non-empty view).
     pub fn max_offset(&self) -> usize {
-        self.offset + self.shape.iter().zip(&self.strides).map(|(&d, &s)| d.saturating_sub(1) * s).sum::<usize>()
+        let reach = self.shape.iter().zip(&self.strides).fold(0usize, |acc, (&d, &s)| acc.saturating_add(d.saturating_sub(1).saturating_mul(s)));
+        self.offset.saturating_add(reach)
     }
 
     /// Row-major and dense: logical order equals storage order from `offset`.
@@ -217,7 +239,7 @@ impl Layout {
             if self.shape[d] != 1 && self.strides[d] != expected {
                 return false;
             }
-            expected *= self.shape[d];
+            expected = expected.saturating_mul(self.shape[d]);
         }
         true
     }

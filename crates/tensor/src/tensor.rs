@@ -97,7 +97,7 @@ impl Tensor {
                     "{} bytes do not hold a {dtype} tensor of shape {:?} ({} bytes)",
                     bytes.len(),
                     shape.0,
-                    shape.numel() * dtype.size_in_bytes()
+                    shape.numel().saturating_mul(dtype.size_in_bytes())
                 ),
             ));
         }
@@ -250,7 +250,7 @@ impl Tensor {
         }
         let d = self.dims();
         let mut shape = d[..s].to_vec();
-        shape.push(d[s..=e].iter().product());
+        shape.push(crate::shape::numel(&d[s..=e]));
         shape.extend_from_slice(&d[e + 1..]);
         self.reshape(shape)
     }
@@ -303,7 +303,11 @@ impl Tensor {
 
     /// Numpy-style broadcast to `shape` (stride-0 view).
     pub fn broadcast_as(&self, shape: impl Into<Shape>) -> Result<Tensor> {
-        Ok(self.with_layout(self.layout.broadcast_to(shape.into().dims())?))
+        let shape = shape.into();
+        if shape.checked_numel().is_none() {
+            return Err(Error::invalid("broadcast_as", format!("shape {:?} has more elements than can be addressed", shape.0)));
+        }
+        Ok(self.with_layout(self.layout.broadcast_to(shape.dims())?))
     }
 
     /// PyTorch's `expand`: same as [`Tensor::broadcast_as`].

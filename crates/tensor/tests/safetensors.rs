@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tessera_tensor::safetensors::{self as st, Checkpoint, FileDType, SafeTensorsFile, MAX_HEADER_LEN};
+use tessera_tensor::safetensors::{self as st, Checkpoint, FileDType, ReadMode, SafeTensorsFile, MAX_HEADER_LEN};
 use tessera_tensor::{DType, Device, Error, Tensor};
 
 // ---------------------------------------------------------------- helpers
@@ -665,5 +665,66 @@ fn truncated_and_corrupted_files_never_panic() {
                 let _ = file.load(name, &dev);
             }
         }
+    }
+}
+
+#[test]
+fn zero_sized_tensors_with_huge_dims_load_without_overflow() {
+    // The element count is 0 whichever dimension is zero; the other dims
+    // multiply past u64 and must not overflow anywhere (strides included).
+    let dev = cpu();
+    for shape in ["[0, 4294967296, 4294967296]", "[4294967296, 4294967296, 0]"] {
+        let header = format!(r#"{{"e": {{"dtype": "F32", "shape": {shape}, "data_offsets": [0, 0]}}}}"#);
+        let file = SafeTensorsFile::from_bytes("empty.safetensors", raw_file(&header, &[])).unwrap();
+        let t = file.load("e", &dev).unwrap();
+        assert_eq!(t.numel(), 0);
+        assert_eq!(t.to_vec::<f32>().unwrap(), Vec::<f32>::new());
+        assert!(t.contiguous().is_ok() && t.sum_all().is_ok());
+    }
+    // A non-empty tensor whose count overflows is rejected from the header.
+    let header = r#"{"e": {"dtype": "F32", "shape": [4294967296, 4294967296, 2], "data_offsets": [0, 0]}}"#;
+    assert_mentions(&open_err(raw_file(header, &[])), &["'e'", "overflow"]);
+}
+
+#[test]
+fn broadcasting_to_an_unaddressable_shape_is_an_error() {
+    let t = Tensor::from_f64_slice(&[1.0], DType::F32, vec![1, 1], &cpu()).unwrap();
+    assert!(t.broadcast_as(vec![1usize << 40, 1 << 40]).is_err());
+    assert!(t.broadcast_as(vec![0, 1 << 40]).is_ok());
+}
+
+#[test]
+fn read_mode_loads_the_same_tensors_as_the_map() {
+    let dir = TempDir::new("read-mode");
+    let a = Tensor::from_f64_slice(&[1.0, 2.0, 3.0], DType::F32, vec![3], &cpu()).unwrap();
+    let path = dir.path().join("model.safetensors");
+    st::save(&path, &[("a", &a)], None).unwrap();
+    for mode in [ReadMode::Map, ReadMode::Read] {
+        let ckpt = Checkpoint::open_with(dir.path(), mode).unwrap();
+        assert_eq!(ckpt.load("a", &cpu()).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0]);
+        assert_eq!(ckpt.source(), path.display().to_string());
+    }
+}
+
+#[test]
+fn only_regular_files_are_opened() {
+    let dir = TempDir::new("not-regular");
+    // A directory named like a checkpoint file.
+    let fake = dir.path().join("model.safetensors");
+    std::fs::create_dir(&fake).unwrap();
+    for mode in [ReadMode::Map, ReadMode::Read] {
+        let e = SafeTensorsFile::open_with(&fake, mode).unwrap_err().to_string();
+        assert!(e.contains("directory") && e.contains("model.safetensors"), "{e}");
+        let e = Checkpoint::open_with(dir.path(), mode).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+    // A FIFO would block forever if opened; it is refused up front.
+    let fifo = dir.path().join("pipe.safetensors");
+    if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        let e = SafeTensorsFile::open(&fifo).unwrap_err().to_string();
+        assert!(e.contains("FIFO"), "{e}");
+        let index = dir.path().join("pipe.json");
+        std::process::Command::new("mkfifo").arg(&index).status().unwrap();
+        assert!(Checkpoint::open(&index).unwrap_err().to_string().contains("FIFO"));
     }
 }

@@ -177,7 +177,7 @@ pub fn group_norm(x: View, groups: usize, w: Option<View>, b: Option<View>, eps:
     let (w, b) = (opt_f32(w), opt_f32(b));
     let shape = x.layout.shape();
     let c = shape[1];
-    let spatial: usize = shape[2..].iter().product();
+    let spatial = crate::shape::numel(&shape[2..]);
     let group_len = (c / groups) * spatial;
     let out = rows_map(&xs, group_len, |gi, r, o| {
         let (mean, var) = moments(r);

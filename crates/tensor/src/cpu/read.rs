@@ -72,7 +72,7 @@ impl<const N: usize> Runs<N> {
         }
         let (len, strides) = dims.first().copied().unwrap_or((1, [1; N]));
         let outer = dims.get(1..).unwrap_or_default().to_vec();
-        Runs { len, strides, outer, offsets: layouts.map(|l| l.offset()), numel: shape.iter().product() }
+        Runs { len, strides, outer, offsets: layouts.map(|l| l.offset()), numel: crate::shape::numel(shape) }
     }
 
     /// Each layout's storage offset of element `c` of run `r`.

@@ -4,6 +4,7 @@
 
 use super::read::{dims_last, read_f32, read_i64, scatter_to, PAR_MIN};
 use super::{vecmath, Buf, CpuStorage};
+use crate::shape::numel;
 use crate::backend::{ArgReduceOp, ReduceOp, View};
 use crate::{DType, Layout};
 use rayon::prelude::*;
@@ -25,12 +26,12 @@ fn map_rows<T: Sync, U: Send>(data: &[T], len: usize, f: impl Fn(&[T]) -> U + Sy
 fn permuted(src: View, dims: &[usize]) -> (Layout, usize, usize) {
     let perm = dims_last(src.layout.rank(), dims);
     let l = src.layout.permute(&perm).expect("valid permutation");
-    let row: usize = dims.iter().map(|&d| src.layout.shape()[d]).product();
+    let row = numel(&dims.iter().map(|&d| src.layout.shape()[d]).collect::<Vec<_>>());
     let rows: usize = src
         .layout
         .numel()
         .checked_div(row)
-        .unwrap_or_else(|| (0..src.layout.rank()).filter(|d| !dims.contains(d)).map(|d| src.layout.shape()[d]).product());
+        .unwrap_or_else(|| numel(&(0..src.layout.rank()).filter(|d| !dims.contains(d)).map(|d| src.layout.shape()[d]).collect::<Vec<_>>()));
     (l, row, rows)
 }
 
