@@ -11,6 +11,15 @@ use serde_json::{Map, Value};
 use std::path::Path;
 use tessera_nn::Activation;
 
+/// The largest size [`Fields::positive`] accepts: 2^24, far above any
+/// published model's width, vocabulary or context, and small enough that a
+/// config cannot claim an address-space-sized tensor by itself.
+pub const MAX_SIZE: usize = 1 << 24;
+
+/// The most layers [`Fields::layers`] accepts (published models have a few
+/// hundred at most).
+pub const MAX_LAYERS: usize = 1 << 12;
+
 /// Parses `text` as a JSON object; `file` names it in errors.
 pub fn parse_object(text: &str, file: &str) -> Result<Map<String, Value>> {
     let root: Value = serde_json::from_str(text).map_err(|e| Error::config(file, format!("not valid JSON: {e}")))?;
@@ -22,7 +31,7 @@ pub fn parse_object(text: &str, file: &str) -> Result<Map<String, Value>> {
 
 /// Reads the JSON object in file `path`, and the file's name for errors.
 pub fn read_object(path: &Path) -> Result<(Map<String, Value>, String)> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::error::read_text(path)?;
     let file = path.display().to_string();
     Ok((parse_object(&text, &file)?, file))
 }
@@ -90,12 +99,37 @@ impl<'a> Fields<'a> {
         Error::config(self.file, format!("field '{}': {msg}", self.path(key)))
     }
 
-    /// `key` as a positive integer, or `default`.
+    /// `key` as a positive size (a width, a vocabulary, a count of heads or
+    /// positions) of at most [`MAX_SIZE`], or `default`.
     pub fn positive(&self, key: &str, default: usize) -> Result<usize> {
         match self.get(key, default)? {
             0 => Err(self.error(key, "must be positive")),
+            v if v > MAX_SIZE => Err(self.error(key, format!("{v} is larger than any model's (at most {MAX_SIZE})"))),
             v => Ok(v),
         }
+    }
+
+    /// `key` as a number of layers (0 allowed) of at most [`MAX_LAYERS`], or
+    /// `default`.
+    pub fn layers(&self, key: &str, default: usize) -> Result<usize> {
+        match self.get(key, default)? {
+            v if v > MAX_LAYERS => Err(self.error(key, format!("{v} layers is more than any model has (at most {MAX_LAYERS})"))),
+            v => Ok(v),
+        }
+    }
+
+    /// Checks that the token id `id` (field `key`) lies in a vocabulary of
+    /// `vocab_size` tokens.
+    pub fn check_token_id(&self, key: &str, id: u32, vocab_size: usize) -> Result<()> {
+        if id as usize >= vocab_size {
+            return Err(self.error(key, format!("token id {id} is outside the vocabulary of {vocab_size} tokens")));
+        }
+        Ok(())
+    }
+
+    /// Whether the file sets `key` (to something other than null).
+    pub fn is_set(&self, key: &str) -> bool {
+        self.raw(key).is_some()
     }
 
     /// `key` as a positive finite number (a norm's epsilon), or `default`.
@@ -174,6 +208,13 @@ mod tests {
         assert!(f.positive("z", 1).unwrap_err().to_string().contains("vision_config.z"));
         assert!(f.epsilon("z", 1e-5).is_err());
         assert!(f.check_heads(100, 8).unwrap_err().to_string().contains("do not divide"));
+        let big = obj(r#"{"n": 1000000000000, "w": 4611686018427387904, "f": 1e12, "neg": -1}"#);
+        let g = Fields::new(&big, "text_config", "cfg.json");
+        assert!(g.layers("n", 12).unwrap_err().to_string().contains("text_config.n"));
+        assert!(g.positive("w", 1).unwrap_err().to_string().contains("at most"));
+        assert!(g.layers("f", 12).is_err() && g.positive("neg", 1).is_err());
+        assert!(f.check_token_id("ids", 7, 7).unwrap_err().to_string().contains("outside the vocabulary of 7"));
+        assert!(f.check_token_id("ids", 6, 7).is_ok());
         assert!(Fields::new(&obj(r#"{"act": "swishy"}"#), "", "c").activation("act", Activation::Gelu).is_err());
     }
 

@@ -59,6 +59,11 @@ pub enum Error {
         msg: String,
     },
 
+    /// Strict loading found checkpoint tensors the model does not use (the
+    /// message counts them and names the first few).
+    #[error("{0}")]
+    Unused(String),
+
     /// A weight was missing or misshapen, or a layer failed (the message
     /// names the tensor).
     #[error(transparent)]
@@ -99,7 +104,22 @@ impl Error {
     }
 }
 
-/// Reads a whole file, naming it in the error.
+/// Reads a whole regular file, naming it in the error (a FIFO, device or
+/// directory is refused; the buffer is allocated fallibly).
 pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
+    tessera_tensor::file::read_regular(path).map_err(file_error)
+}
+
+/// Reads a whole regular file as UTF-8 text (see [`read_file`]).
+pub fn read_text(path: &Path) -> Result<String> {
+    tessera_tensor::file::read_regular_to_string(path).map_err(file_error)
+}
+
+/// A file error of the tensor core as this crate's [`Error::Io`] (others,
+/// such as out of memory, stay tensor errors).
+fn file_error(e: tessera_tensor::Error) -> Error {
+    match e {
+        tessera_tensor::Error::Io { path, source } => Error::Io { path, source },
+        other => Error::Tensor(other),
+    }
 }

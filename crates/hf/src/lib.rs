@@ -9,19 +9,24 @@
 //! - [`config`]: typed reads of config.json fields ([`Fields`]) with
 //!   transformers' defaults: a missing field takes the default, an unknown
 //!   field is ignored, a field of the wrong type is an error naming it.
+//! - [`checkpoint`]: a config checked against its checkpoint's tensor names
+//!   and shapes before anything is loaded ([`ConfigCheck`]), and the
+//!   checkpoint tensors a model left unused ([`UnusedTensors`]).
 //! - [`hub`]: a local checkpoint directory, or a hub id fetched into
 //!   hf-hub's cache (cargo feature `hub`).
 //! - [`tokenizer`]: [`TextTokenizer`] over tokenizer.json with truncation
 //!   to a context, tokenizer_config.json's limits and pad token, and
 //!   [`TokenBatch`] padding (cargo feature `tokenizer`).
 
+pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod hub;
 #[cfg(feature = "tokenizer")]
 pub mod tokenizer;
 
+pub use checkpoint::{ConfigCheck, UnusedTensors};
 pub use config::Fields;
-pub use error::{read_file, Error, Result};
+pub use error::{read_file, read_text, Error, Result};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::{TextTokenizer, TokenBatch, TokenizerOptions};

@@ -96,7 +96,7 @@ impl TextTokenizer {
     /// Loads tokenizer.json (and optionally tokenizer_config.json).
     pub fn from_file(tokenizer_json: &Path, tokenizer_config: Option<&Path>, options: &TokenizerOptions) -> Result<Self> {
         let file = tokenizer_json.display().to_string();
-        let inner = Tokenizer::from_file(tokenizer_json).map_err(|e| Error::tokenizer(&file, e))?;
+        let inner = Tokenizer::from_bytes(crate::read_file(tokenizer_json)?).map_err(|e| Error::tokenizer(&file, e))?;
         TextTokenizer::new(inner, tokenizer_config, options, file)
     }
 
@@ -104,7 +104,7 @@ impl TextTokenizer {
     /// tokenizer_config.json if present.
     pub fn from_dir(dir: &Path, options: &TokenizerOptions) -> Result<Self> {
         let json = dir.join("tokenizer.json");
-        if !json.is_file() {
+        if !json.exists() {
             return Err(Error::tokenizer(dir.display().to_string(), "holds no tokenizer.json"));
         }
         TextTokenizer::from_file(&json, config_in(dir).as_deref(), options)
@@ -116,29 +116,39 @@ impl TextTokenizer {
     pub fn new(mut inner: Tokenizer, tokenizer_config: Option<&Path>, options: &TokenizerOptions, source: String) -> Result<Self> {
         let mut context_length = options.max_context;
         let mut pad_token = options.pad_token.clone();
+        // The file each setting came from, so that an error blames it.
+        let (mut context_from, mut pad_from) = (source.clone(), source.clone());
         if let Some(path) = tokenizer_config {
             let (root, cfg_file) = read_object(path)?;
             let f = Fields::new(&root, "", &cfg_file);
             // transformers writes a huge sentinel when there is no limit.
             let model_max: f64 = f.get("model_max_length", f64::INFINITY)?;
-            if model_max >= 1.0 && model_max < context_length as f64 {
-                context_length = model_max as usize;
+            if model_max.is_nan() || model_max < 0.0 {
+                return Err(f.error("model_max_length", format!("must be a non-negative number, got {model_max}")));
             }
-            pad_token = match f.raw("pad_token") {
+            if model_max < context_length as f64 {
+                context_length = model_max as usize;
+                context_from = format!("{cfg_file} (field 'model_max_length')");
+            }
+            let configured = match f.raw("pad_token") {
                 // An AddedToken object or a plain string.
-                Some(Value::Object(m)) => Fields::new(m, "pad_token", &cfg_file).get("content", pad_token)?,
-                _ => f.get("pad_token", pad_token)?,
+                Some(Value::Object(m)) => Fields::new(m, "pad_token", &cfg_file).get("content", None)?,
+                _ => f.get("pad_token", None)?,
             };
+            if let Some(token) = configured {
+                pad_token = token;
+                pad_from = format!("{cfg_file} (field 'pad_token')");
+            }
         }
         if context_length < options.min_context.max(1) {
             return Err(Error::tokenizer(
-                &source,
-                format!("a context of {context_length} tokens cannot hold the {} special tokens of a text", options.min_context),
+                context_from,
+                format!("a context of {context_length} tokens cannot hold the {} special tokens of a text", options.min_context.max(1)),
             ));
         }
         let pad_id = inner
             .token_to_id(&pad_token)
-            .ok_or_else(|| Error::tokenizer(&source, format!("the pad token {pad_token} is not in the vocabulary")))?;
+            .ok_or_else(|| Error::tokenizer(pad_from, format!("the pad token '{pad_token}' is not in the vocabulary of {source}")))?;
         let truncation = TruncationParams {
             max_length: context_length,
             strategy: TruncationStrategy::LongestFirst,
@@ -191,7 +201,7 @@ impl TextTokenizer {
 
 /// `dir`'s tokenizer_config.json, if it has one.
 pub fn config_in(dir: &Path) -> Option<std::path::PathBuf> {
-    Some(dir.join("tokenizer_config.json")).filter(|p| p.is_file())
+    Some(dir.join("tokenizer_config.json")).filter(|p| p.exists())
 }
 
 #[cfg(test)]

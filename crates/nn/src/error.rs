@@ -26,6 +26,17 @@ pub enum Error {
         actual: Vec<usize>,
     },
 
+    /// The tensor holds integers where the layer needs floats.
+    #[error("tensor '{name}' has dtype {actual}, expected a float tensor (the model computes in {expected})")]
+    DTypeMismatch {
+        /// The full dotted name.
+        name: String,
+        /// The dtype the model computes in.
+        expected: tessera_tensor::DType,
+        /// The dtype the source holds.
+        actual: tessera_tensor::DType,
+    },
+
     /// Reading, moving or casting a tensor of the source failed.
     #[error("loading tensor '{name}': {source}")]
     Load {
@@ -36,10 +47,17 @@ pub enum Error {
         source: tessera_tensor::Error,
     },
 
-    /// Several weight errors, collected by a [`crate::VarBuilder`] in
-    /// error-collecting mode (see [`crate::VarBuilder::collect_errors`]).
-    #[error("{}", ManyDisplay(.0))]
-    Many(Vec<Error>),
+    /// The weight errors of one checkpoint, collected by a
+    /// [`crate::VarBuilder`] in error-collecting mode (see
+    /// [`crate::VarBuilder::collect_errors`]). The message is one line: the
+    /// source, the count of each kind and the first few tensors.
+    #[error("{}", WeightsDisplay { source_name, errors })]
+    Weights {
+        /// What the tensors came from (`checkpoint path/model.safetensors`).
+        source_name: String,
+        /// Every error, in loading order.
+        errors: Vec<Error>,
+    },
 
     /// An invalid layer, cache or sampler argument.
     #[error("{op}: {msg}")]
@@ -65,11 +83,14 @@ impl Error {
     }
 
     /// The full tensor names this error is about (all of them for
-    /// [`Error::Many`]); empty for errors not tied to a tensor.
+    /// [`Error::Weights`]); empty for errors not tied to a tensor.
     pub fn tensor_names(&self) -> Vec<&str> {
         match self {
-            Error::MissingTensor { name } | Error::ShapeMismatch { name, .. } | Error::Load { name, .. } => vec![name.as_str()],
-            Error::Many(errors) => errors.iter().flat_map(Error::tensor_names).collect(),
+            Error::MissingTensor { name }
+            | Error::ShapeMismatch { name, .. }
+            | Error::DTypeMismatch { name, .. }
+            | Error::Load { name, .. } => vec![name.as_str()],
+            Error::Weights { errors, .. } => errors.iter().flat_map(Error::tensor_names).collect(),
             Error::InvalidArgument { .. } | Error::Tensor(_) => Vec::new(),
         }
     }
@@ -88,13 +109,36 @@ impl From<Error> for tessera_tensor::Error {
     }
 }
 
-struct ManyDisplay<'a>(&'a [Error]);
+/// How many collected errors are spelled out before the rest are counted.
+const SHOWN_ERRORS: usize = 5;
 
-impl fmt::Display for ManyDisplay<'_> {
+struct WeightsDisplay<'a> {
+    source_name: &'a str,
+    errors: &'a [Error],
+}
+
+impl fmt::Display for WeightsDisplay<'_> {
+    /// `checkpoint X: 212 tensors missing, 1 misshapen: missing tensor 'a';
+    /// ...; and 208 more` (one line, whatever the count).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} weight errors:", self.0.len())?;
-        for e in self.0 {
-            write!(f, "\n  - {e}")?;
+        let count = |pred: fn(&Error) -> bool| self.errors.iter().filter(|e| pred(e)).count();
+        let kinds = [
+            (count(|e| matches!(e, Error::MissingTensor { .. })), "missing"),
+            (count(|e| matches!(e, Error::ShapeMismatch { .. })), "with the wrong shape"),
+            (count(|e| matches!(e, Error::DTypeMismatch { .. })), "with an integer dtype"),
+        ];
+        let other = self.errors.len() - kinds.iter().map(|k| k.0).sum::<usize>();
+        write!(f, "{}: ", self.source_name)?;
+        let mut parts: Vec<String> =
+            kinds.iter().filter(|k| k.0 > 0).map(|&(n, what)| format!("{n} tensor{} {what}", if n == 1 { "" } else { "s" })).collect();
+        if other > 0 {
+            parts.push(format!("{other} other weight error{}", if other == 1 { "" } else { "s" }));
+        }
+        write!(f, "{}: ", parts.join(", "))?;
+        let shown: Vec<String> = self.errors.iter().take(SHOWN_ERRORS).map(|e| e.to_string().replace('\n', " ")).collect();
+        write!(f, "{}", shown.join("; "))?;
+        if self.errors.len() > SHOWN_ERRORS {
+            write!(f, "; and {} more", self.errors.len() - SHOWN_ERRORS)?;
         }
         Ok(())
     }

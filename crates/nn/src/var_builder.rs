@@ -40,6 +40,11 @@ pub trait TensorSource: Send + Sync {
     fn contains(&self, name: &str) -> bool {
         self.info(name).is_some()
     }
+
+    /// What the source is (a checkpoint file or index), for messages.
+    fn describe(&self) -> String {
+        "in-memory tensors".to_string()
+    }
 }
 
 impl TensorSource for Checkpoint {
@@ -55,6 +60,9 @@ impl TensorSource for Checkpoint {
     fn contains(&self, name: &str) -> bool {
         Checkpoint::contains(self, name)
     }
+    fn describe(&self) -> String {
+        format!("checkpoint {}", self.source())
+    }
 }
 
 impl TensorSource for SafeTensorsFile {
@@ -69,6 +77,9 @@ impl TensorSource for SafeTensorsFile {
     }
     fn contains(&self, name: &str) -> bool {
         SafeTensorsFile::contains(self, name)
+    }
+    fn describe(&self) -> String {
+        format!("checkpoint {}", self.name())
     }
 }
 
@@ -117,8 +128,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 ///
 /// Cloning and [`pp`](VarBuilder::pp) are cheap: every derived builder shares
 /// the source, the record of used names and the collected errors. Float
-/// tensors are cast to the builder's dtype when it has one; integer tensors
-/// are returned as stored.
+/// tensors are cast to the builder's dtype when it has one; an integer
+/// tensor is then an [`Error::DTypeMismatch`] (integer buffers are read with
+/// [`with_stored_dtype`](VarBuilder::with_stored_dtype), which returns every
+/// tensor as stored).
 #[derive(Clone)]
 pub struct VarBuilder {
     shared: Arc<Shared>,
@@ -178,15 +191,20 @@ impl VarBuilder {
     }
 
     /// The errors recorded in collecting mode (by any builder sharing this
-    /// one's source), removing them: `Ok` when there were none, the error
-    /// itself when there was one, [`Error::Many`] otherwise.
+    /// one's source), removing them: `Ok` when there were none, else
+    /// [`Error::Weights`] naming the source and holding every error (its
+    /// message counts them and names the first few).
     pub fn finish(&self) -> Result<()> {
-        let mut errors = std::mem::take(&mut *lock(&self.shared.errors));
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(errors.remove(0)),
-            _ => Err(Error::Many(errors)),
+        let errors = std::mem::take(&mut *lock(&self.shared.errors));
+        if errors.is_empty() {
+            return Ok(());
         }
+        Err(Error::Weights { source_name: self.shared.source.describe(), errors })
+    }
+
+    /// What the source is (a checkpoint file or index), for messages.
+    pub fn describe_source(&self) -> String {
+        self.shared.source.describe()
     }
 
     /// A builder one level down: `vb.pp("encoder").pp(3)` names tensors
@@ -255,6 +273,10 @@ impl VarBuilder {
                 let stand_in = shape.clone();
                 self.recover(Error::ShapeMismatch { name: full, expected: shape, actual }, &stand_in, Some(dtype))
             }
+            Some((dtype, _)) if self.wants_float(dtype) => {
+                let expected = self.dtype.unwrap_or(DType::F32);
+                self.recover(Error::DTypeMismatch { name: full, expected, actual: dtype }, &shape, Some(expected))
+            }
             Some(_) => self.load_full(full),
         }
     }
@@ -265,18 +287,19 @@ impl VarBuilder {
     pub fn get_opt(&self, shape: impl Into<Shape>, name: &str) -> Result<Option<Tensor>> {
         let full = self.full_name(name);
         let shape = shape.into().0;
-        match self.shared.source.info(&full) {
-            None => Ok(None),
-            Some((_, actual)) if actual != shape => {
-                let e = Error::ShapeMismatch { name: full, expected: shape, actual };
-                if self.collect {
-                    lock(&self.shared.errors).push(e);
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
+        let e = match self.shared.source.info(&full) {
+            None => return Ok(None),
+            Some((_, actual)) if actual != shape => Error::ShapeMismatch { name: full, expected: shape, actual },
+            Some((dtype, _)) if self.wants_float(dtype) => {
+                Error::DTypeMismatch { name: full, expected: self.dtype.unwrap_or(DType::F32), actual: dtype }
             }
-            Some(_) => self.load_full(full).map(Some),
+            Some(_) => return self.load_full(full).map(Some),
+        };
+        if self.collect {
+            lock(&self.shared.errors).push(e);
+            Ok(None)
+        } else {
+            Err(e)
         }
     }
 
@@ -316,7 +339,16 @@ impl VarBuilder {
         name.strip_prefix(self.prefix.as_str())?.strip_prefix('.')
     }
 
+    /// Whether a tensor stored as `dtype` is refused because this builder
+    /// casts to a float dtype and the tensor holds integers (a weight stored
+    /// as integers is a broken checkpoint, not something to compute with).
+    fn wants_float(&self, dtype: DType) -> bool {
+        self.dtype.is_some_and(|d| d.is_float()) && !dtype.is_float()
+    }
+
     /// Records `e` in collecting mode and stands in with zeros, else fails.
+    /// The stand-in is one zero broadcast to `shape`, so it costs no memory
+    /// whatever size a broken config claims.
     fn recover(&self, e: Error, shape: &[usize], stored: Option<DType>) -> Result<Tensor> {
         if !self.collect {
             return Err(e);
@@ -329,7 +361,8 @@ impl VarBuilder {
             (Some(target), None) => target,
             (None, None) => DType::F32,
         };
-        Tensor::zeros(shape.to_vec(), dtype, &self.device).map_err(|source| Error::Load { name, source })
+        let zero = Tensor::zeros(vec![1; shape.len()], dtype, &self.device).map_err(|source| Error::Load { name: name.clone(), source })?;
+        zero.broadcast_as(shape.to_vec()).map_err(|source| Error::Load { name, source })
     }
 
     fn load_full(&self, full: String) -> Result<Tensor> {

@@ -87,12 +87,18 @@ fn get_opt_and_unchecked() {
 }
 
 #[test]
-fn float_weights_are_cast_integers_kept() {
+fn float_weights_are_cast_integers_refused_unless_stored_dtypes_are_asked_for() {
     let vb = attn_builder().with_dtype(DType::F16);
     assert_eq!(vb.dtype(), Some(DType::F16));
     let w = vb.get((4, 6), Q_W).unwrap();
     assert_eq!(w.dtype(), DType::F16);
-    let ids = vb.get(3, "vision_model.position_ids").unwrap();
+    // An integer tensor where the model computes in floats is a broken
+    // checkpoint: an error naming the tensor, not a failure in a matmul.
+    let err = vb.get(3, "vision_model.position_ids").unwrap_err();
+    assert!(matches!(err, Error::DTypeMismatch { .. }), "{err}");
+    assert_eq!(err.to_string(), "tensor 'vision_model.position_ids' has dtype i64, expected a float tensor (the model computes in f16)");
+    assert!(vb.get_opt(3, "vision_model.position_ids").is_err());
+    let ids = vb.with_stored_dtype().get(3, "vision_model.position_ids").unwrap();
     assert_eq!(ids.dtype(), DType::I64);
     assert_eq!(ids.to_vec::<i64>().unwrap(), vec![0, 1, 2]);
     // A sub-tree may keep stored dtypes.
@@ -121,10 +127,21 @@ fn collecting_mode_reports_every_problem() {
         ]
     );
     let msg = err.to_string();
-    assert!(msg.starts_with("3 weight errors"), "{msg}");
-    assert!(msg.contains("v_proj.bias") && msg.contains("[4, 5]"), "{msg}");
+    assert!(msg.starts_with("in-memory tensors: 2 tensors missing, 1 tensor with the wrong shape: "), "{msg}");
+    assert!(msg.contains("v_proj.bias") && msg.contains("[4, 5]") && !msg.contains('\n'), "{msg}");
     // Errors are drained.
     vb.finish().unwrap();
+}
+
+#[test]
+fn many_missing_tensors_make_one_compact_line() {
+    let vb = attn_builder().collect_errors();
+    for i in 0..300 {
+        let _ = vb.get(4, &format!("absent.{i}.weight")).unwrap();
+    }
+    let msg = vb.finish().unwrap_err().to_string();
+    assert!(msg.starts_with("in-memory tensors: 300 tensors missing: missing tensor 'absent.0.weight'; "), "{msg}");
+    assert!(msg.ends_with("; and 295 more") && !msg.contains('\n') && msg.len() < 400, "{msg}");
 }
 
 #[test]

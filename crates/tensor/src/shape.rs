@@ -228,7 +228,8 @@ impl Layout {
 
     /// Largest storage position this view reaches (for a non-empty view).
     pub fn max_offset(&self) -> usize {
-        let reach = self.shape.iter().zip(&self.strides).fold(0usize, |acc, (&d, &s)| acc.saturating_add(d.saturating_sub(1).saturating_mul(s)));
+        let reach =
+            self.shape.iter().zip(&self.strides).fold(0usize, |acc, (&d, &s)| acc.saturating_add(d.saturating_sub(1).saturating_mul(s)));
         self.offset.saturating_add(reach)
     }
 

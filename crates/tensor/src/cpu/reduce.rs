@@ -4,8 +4,8 @@
 
 use super::read::{dims_last, read_f32, read_i64, scatter_to, PAR_MIN};
 use super::{vecmath, Buf, CpuStorage};
-use crate::shape::numel;
 use crate::backend::{ArgReduceOp, ReduceOp, View};
+use crate::shape::numel;
 use crate::{DType, Layout};
 use rayon::prelude::*;
 use std::cmp::Ordering;
@@ -27,11 +27,10 @@ fn permuted(src: View, dims: &[usize]) -> (Layout, usize, usize) {
     let perm = dims_last(src.layout.rank(), dims);
     let l = src.layout.permute(&perm).expect("valid permutation");
     let row = numel(&dims.iter().map(|&d| src.layout.shape()[d]).collect::<Vec<_>>());
-    let rows: usize = src
-        .layout
-        .numel()
-        .checked_div(row)
-        .unwrap_or_else(|| numel(&(0..src.layout.rank()).filter(|d| !dims.contains(d)).map(|d| src.layout.shape()[d]).collect::<Vec<_>>()));
+    let rows: usize =
+        src.layout.numel().checked_div(row).unwrap_or_else(|| {
+            numel(&(0..src.layout.rank()).filter(|d| !dims.contains(d)).map(|d| src.layout.shape()[d]).collect::<Vec<_>>())
+        });
     (l, row, rows)
 }
 
