@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use tessera_clip::{load_image, Clip, ClipOptions, RgbImage, TokenBatch};
+use tessera_clip::{load_image, Clip, ClipOptions, ReadMode, RgbImage, TokenBatch};
 use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::{DType, Device, Tensor};
 
@@ -54,6 +54,13 @@ pub struct ModelArgs {
     /// Images or texts per forward pass.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
+    /// Refuse a checkpoint holding tensors the model does not use (by default they are listed in a warning).
+    #[arg(long)]
+    pub strict: bool,
+    /// Read checkpoint files into memory instead of memory-mapping them (for network or FUSE filesystems, or files
+    /// that may change while open); the same as TESSERA_MMAP=0.
+    #[arg(long)]
+    pub no_mmap: bool,
 }
 
 /// `tessera clip classify`.
@@ -154,11 +161,28 @@ fn advance(bar: &ProgressBar) -> impl FnMut(usize, usize) + '_ {
 fn load(args: &ModelArgs) -> Res<Clip> {
     let device = Device::parse(&args.device).map_err(err)?;
     let dtype: DType = args.dtype.parse().map_err(err)?;
-    let options = ClipOptions { device, dtype, batch_size: args.batch_size, download_progress: true };
+    let read_mode = if args.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
+    let options = ClipOptions { device, dtype, batch_size: args.batch_size, download_progress: true, read_mode, strict: args.strict };
     let bar = bar("loading model");
     let clip = Clip::load_with_progress(&args.model, &options, &mut advance(&bar)).map_err(err)?;
     bar.finish_and_clear();
+    if !clip.unused_tensors().is_empty() {
+        eprintln!("warning: {} (--strict refuses such a checkpoint)", clip.unused_tensors().summary());
+    }
     Ok(clip)
+}
+
+/// An error unless every value of the output called `what` is finite: JSON
+/// has no NaN or infinity (serde would print `null`), and a non-finite
+/// embedding or probability is a broken model, not a result.
+pub fn require_finite(what: &str, values: &[f32]) -> Res<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(format!(
+            "{what} is not finite (value {i} is {}): the checkpoint's weights or the input hold NaN or infinite values",
+            values[i]
+        )),
+    }
 }
 
 fn load_images(paths: &[PathBuf]) -> Res<Vec<RgbImage>> {
@@ -174,6 +198,9 @@ fn classify(args: &ClassifyArgs) -> Res<()> {
     let bar = bar("classifying");
     let probs = clip.classify_with_progress(&images, &args.labels, &mut advance(&bar)).map_err(err)?;
     bar.finish_and_clear();
+    for (path, p) in args.images.iter().zip(&probs) {
+        require_finite(&format!("the label probabilities of image {}", path.display()), p)?;
+    }
     print!("{}", ranked_table(&args.images, &args.labels, &probs, args.top));
     Ok(())
 }
@@ -211,6 +238,9 @@ fn embed(args: &EmbedArgs) -> Res<()> {
         let e = clip.embed_texts_with_progress(&args.texts, &mut advance(&bar)).map_err(err)?.to_vec::<f32>().map_err(err)?;
         bar.finish_and_clear();
         rows.extend(args.texts.iter().zip(e.chunks(dim)).map(|(t, v)| ("text", t.clone(), v.to_vec())));
+    }
+    for (kind, input, v) in &rows {
+        require_finite(&format!("the embedding of {kind} {input:?}"), v)?;
     }
     if args.json {
         let list: Vec<Value> = rows.iter().map(|(kind, input, v)| json!({"kind": kind, "input": input, "embedding": v})).collect();
@@ -306,13 +336,12 @@ fn synthetic_cases(clip: &Clip, args: &BenchArgs) -> Res<Vec<Case>> {
 }
 
 /// Checks a case's features before it is timed: finite, and within cosine
-/// 0.9999 (f32) or 0.999 (f16/bf16) of the expected features per row.
-fn check(case: &Case, features: &Tensor, dtype: DType) -> Res<f64> {
+/// 0.9999 (f32) or 0.999 (f16/bf16) of the expected features per row (the
+/// least cosine; `None` when the case has no expected features).
+fn check(case: &Case, features: &Tensor, dtype: DType) -> Res<Option<f64>> {
     let got = features.to_dtype(DType::F32).map_err(err)?.to_vec::<f32>().map_err(err)?;
-    if got.iter().any(|v| !v.is_finite()) {
-        return Err(format!("{}: non-finite features", case.name));
-    }
-    let Some(expected) = &case.expected else { return Ok(f64::NAN) };
+    require_finite(&format!("the features of case {}", case.name), &got)?;
+    let Some(expected) = &case.expected else { return Ok(None) };
     if expected.len() != got.len() {
         return Err(format!("{}: {} features, expected {}", case.name, got.len(), expected.len()));
     }
@@ -327,10 +356,11 @@ fn check(case: &Case, features: &Tensor, dtype: DType) -> Res<f64> {
         })
         .fold(1.0, f64::min);
     let limit = if dtype == DType::F32 { 0.9999 } else { 0.999 };
-    if min_cos < limit {
+    // `!(>=)` so that a NaN cosine (a zero row) fails too.
+    if !(min_cos >= limit) {
         return Err(format!("{}: features differ from the expected ones (min cosine {min_cos:.6} < {limit})", case.name));
     }
-    Ok(min_cos)
+    Ok(Some(min_cos))
 }
 
 fn bench(args: &BenchArgs) -> Res<()> {
@@ -353,12 +383,14 @@ fn bench(args: &BenchArgs) -> Res<()> {
         let median_ms = timing.median.as_secs_f64() * 1e3;
         let per_s = case.batch as f64 / timing.median.as_secs_f64().max(1e-12);
         if args.json {
-            let line = json!({"case": case.name, "batch": case.batch, "dtype": dtype.to_string(), "iters": timing.iters,
-                "median_ms": median_ms, "best_ms": timing.best.as_secs_f64() * 1e3, "items_per_s": per_s,
-                "min_cosine": if min_cos.is_nan() { Value::Null } else { json!(min_cos) }});
+            let mut line = json!({"case": case.name, "batch": case.batch, "dtype": dtype.to_string(), "iters": timing.iters,
+                "median_ms": median_ms, "best_ms": timing.best.as_secs_f64() * 1e3, "items_per_s": per_s});
+            if let Some(c) = min_cos {
+                line["min_cosine"] = json!(c);
+            }
             println!("{line}");
         } else {
-            let check = if min_cos.is_nan() { "finite".to_string() } else { format!("cos >= {min_cos:.6}") };
+            let check = min_cos.map_or_else(|| "finite".to_string(), |c| format!("cos >= {c:.6}"));
             println!(
                 "{:<12} {:>5} {:>6} {:>10.2} {:>10.2} {:>10.1}  {check}",
                 case.name,

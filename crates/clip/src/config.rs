@@ -8,8 +8,10 @@
 use crate::Result;
 use std::path::Path;
 use tessera_hf::config::{parse_object, read_object, sub_config};
+use tessera_hf::ConfigCheck;
 use tessera_hf::Fields;
 use tessera_nn::Activation;
+use tessera_nn::TensorSource;
 
 /// How the text tower picks the token whose state is the sentence embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +151,33 @@ impl ClipConfig {
         ClipConfig::from_object(&parse_object(text, file)?, file)
     }
 
+    /// Checks the sizes of this config (read from `config_file`) against the
+    /// tensor names and shapes of `source` before anything is loaded: layer
+    /// counts, widths, vocabulary, positions, patch size and channels. Every
+    /// disagreement is reported in one error naming the fields and the
+    /// checkpoint. (The head count cannot be read from the weights: the
+    /// config is trusted for it, once it divides the width.)
+    pub fn check_against(&self, source: &dyn TensorSource, config_file: &str) -> Result<()> {
+        let (t, v) = (&self.text_config, &self.vision_config);
+        let mut c = ConfigCheck::new(source, config_file);
+        c.layers("text_config.num_hidden_layers", t.num_hidden_layers, "text_model.encoder.layers");
+        c.layers("vision_config.num_hidden_layers", v.num_hidden_layers, "vision_model.encoder.layers");
+        let token = "text_model.embeddings.token_embedding.weight";
+        c.dim("text_config.vocab_size", t.vocab_size, token, 0);
+        c.dim("text_config.hidden_size", t.hidden_size, token, 1);
+        c.dim("text_config.max_position_embeddings", t.max_position_embeddings, "text_model.embeddings.position_embedding.weight", 0);
+        c.dim("text_config.intermediate_size", t.intermediate_size, "text_model.encoder.layers.0.mlp.fc1.weight", 0);
+        c.dim("vision_config.hidden_size", v.hidden_size, "vision_model.embeddings.class_embedding", 0);
+        let patch = "vision_model.embeddings.patch_embedding.weight";
+        c.dim("vision_config.num_channels", v.num_channels, patch, 1);
+        c.dim("vision_config.patch_size", v.patch_size, patch, 2);
+        c.dim_implied("vision_config.image_size", v.image_size, v.num_positions(), "vision_model.embeddings.position_embedding.weight", 0);
+        c.dim("vision_config.intermediate_size", v.intermediate_size, "vision_model.encoder.layers.0.mlp.fc1.weight", 0);
+        c.dim("projection_dim", self.projection_dim, "visual_projection.weight", 0);
+        c.dim("projection_dim", self.projection_dim, "text_projection.weight", 0);
+        c.finish()
+    }
+
     fn from_object(root: &serde_json::Map<String, serde_json::Value>, file: &str) -> Result<ClipConfig> {
         let top = Fields::new(root, "", file);
         let model_type: Option<String> = top.get("model_type", None)?;
@@ -173,7 +202,7 @@ fn text_config(f: &Fields<'_>) -> Result<ClipTextConfig> {
         vocab_size: f.positive("vocab_size", d.vocab_size)?,
         hidden_size: f.positive("hidden_size", d.hidden_size)?,
         intermediate_size: f.positive("intermediate_size", d.intermediate_size)?,
-        num_hidden_layers: f.get("num_hidden_layers", d.num_hidden_layers)?,
+        num_hidden_layers: f.layers("num_hidden_layers", d.num_hidden_layers)?,
         num_attention_heads: f.positive("num_attention_heads", d.num_attention_heads)?,
         max_position_embeddings: f.positive("max_position_embeddings", d.max_position_embeddings)?,
         hidden_act: f.activation("hidden_act", d.hidden_act)?,
@@ -183,6 +212,19 @@ fn text_config(f: &Fields<'_>) -> Result<ClipTextConfig> {
         pad_token_id: f.token_id("pad_token_id", d.pad_token_id)?,
     };
     f.check_heads(c.hidden_size, c.num_attention_heads)?;
+    // The end-of-text id picks the pooled position; one outside the
+    // vocabulary would silently pool position 0. The legacy value 2 selects
+    // arg-max pooling instead. Start and pad ids are not used by the model:
+    // they are checked only where the file sets them (transformers' tiny
+    // test configs keep the large defaults beside a small vocabulary).
+    if let TextPooling::FirstEos(eos) = c.pooling() {
+        f.check_token_id("eos_token_id", eos, c.vocab_size)?;
+    }
+    for (key, id) in [("bos_token_id", c.bos_token_id), ("pad_token_id", c.pad_token_id)] {
+        if f.is_set(key) {
+            f.check_token_id(key, id, c.vocab_size)?;
+        }
+    }
     Ok(c)
 }
 
@@ -191,7 +233,7 @@ fn vision_config(f: &Fields<'_>) -> Result<ClipVisionConfig> {
     let c = ClipVisionConfig {
         hidden_size: f.positive("hidden_size", d.hidden_size)?,
         intermediate_size: f.positive("intermediate_size", d.intermediate_size)?,
-        num_hidden_layers: f.get("num_hidden_layers", d.num_hidden_layers)?,
+        num_hidden_layers: f.layers("num_hidden_layers", d.num_hidden_layers)?,
         num_attention_heads: f.positive("num_attention_heads", d.num_attention_heads)?,
         num_channels: f.positive("num_channels", d.num_channels)?,
         image_size: positive_square(f, "image_size", d.image_size)?,
@@ -250,5 +292,24 @@ mod tests {
         let e = ClipConfig::from_json(r#"{"text_config": {"hidden_size": 100, "num_attention_heads": 8}}"#, "c").unwrap_err().to_string();
         assert!(e.contains("do not divide"), "{e}");
         assert!(ClipConfig::from_json("{not json", "c").is_err());
+    }
+
+    #[test]
+    fn absurd_sizes_and_ids_outside_the_vocabulary_name_the_field() {
+        for (json, field) in [
+            (r#"{"text_config": {"num_hidden_layers": 1000000000000}}"#, "text_config.num_hidden_layers"),
+            (r#"{"vision_config": {"num_hidden_layers": 4611686018427387904}}"#, "vision_config.num_hidden_layers"),
+            (r#"{"vision_config": {"num_hidden_layers": 1e12}}"#, "vision_config.num_hidden_layers"),
+            (r#"{"vision_config": {"hidden_size": 4294967296, "num_attention_heads": 1}}"#, "vision_config.hidden_size"),
+            (r#"{"text_config": {"eos_token_id": 49408}}"#, "text_config.eos_token_id"),
+            (r#"{"text_config": {"vocab_size": 100, "pad_token_id": 100, "eos_token_id": 99}}"#, "text_config.pad_token_id"),
+        ] {
+            let e = ClipConfig::from_json(json, "cfg.json").unwrap_err().to_string();
+            assert!(e.contains(field) && e.contains("cfg.json"), "{json}: {e}");
+        }
+        // The default start and pad ids beside a small vocabulary, as in
+        // transformers' tiny test configs, are accepted when not set.
+        let c = ClipConfig::from_json(r#"{"text_config": {"vocab_size": 99, "eos_token_id": 98}}"#, "c").unwrap();
+        assert_eq!(c.text_config.pooling(), TextPooling::FirstEos(98));
     }
 }

@@ -41,6 +41,7 @@ pub use config::{ClipConfig, ClipTextConfig, ClipVisionConfig, TextPooling};
 pub use imaging::{clip_processor, decode_image, load_image, ImageProcessor};
 pub use model::ClipModel;
 pub use pipeline::{Clip, ClipOptions};
-pub use tessera_hf::{Error, Result};
+pub use tessera_hf::{Error, Result, UnusedTensors};
+pub use tessera_tensor::safetensors::ReadMode;
 pub use tessera_vision::RgbImage;
 pub use tokenizer::{ClipTokenizer, TokenBatch};

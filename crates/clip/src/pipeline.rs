@@ -9,8 +9,9 @@ use crate::tokenizer::ClipTokenizer;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use tessera_hf::hub::{self, CONFIG_FILE, TRANSFORMERS_CHECKPOINT};
+use tessera_hf::UnusedTensors;
 use tessera_nn::{l2_normalize, VarBuilder};
-use tessera_tensor::safetensors::Checkpoint;
+use tessera_tensor::safetensors::{Checkpoint, ReadMode};
 use tessera_tensor::{DType, Device, Tensor};
 use tessera_vision::{processor, RgbImage};
 
@@ -28,12 +29,25 @@ pub struct ClipOptions {
     pub batch_size: usize,
     /// Show hf-hub's download progress bars (hub ids only).
     pub download_progress: bool,
+    /// Whether checkpoint files are memory-mapped or read into memory.
+    pub read_mode: ReadMode,
+    /// Refuse a checkpoint holding tensors the model does not use (by
+    /// default they are listed by [`Clip::unused_tensors`], for a warning).
+    pub strict: bool,
 }
 
 impl Default for ClipOptions {
-    /// The CPU, f32, batches of 32, no download bars.
+    /// The CPU, f32, batches of 32, no download bars, files opened as
+    /// [`ReadMode::from_env`] says, unused tensors allowed.
     fn default() -> Self {
-        ClipOptions { device: Device::cpu(), dtype: DType::F32, batch_size: 32, download_progress: false }
+        ClipOptions {
+            device: Device::cpu(),
+            dtype: DType::F32,
+            batch_size: 32,
+            download_progress: false,
+            read_mode: ReadMode::from_env(),
+            strict: false,
+        }
     }
 }
 
@@ -46,7 +60,12 @@ pub struct Clip {
     device: Device,
     batch_size: usize,
     dir: PathBuf,
+    unused: UnusedTensors,
 }
+
+/// Buffers old CLIP checkpoints carry that the model recomputes
+/// (transformers ignores them on load too).
+const IGNORED_BUFFERS: &[&str] = &[".position_ids"];
 
 impl Clip {
     /// Loads `model`: a checkpoint directory, or a Hugging Face hub id such
@@ -82,9 +101,13 @@ impl Clip {
         let processor = ImageProcessor::from_dir(dir, &clip_processor(image_size))?;
         if processor.output_size() != Some((image_size, image_size)) {
             let pre = processor::find_config(dir).unwrap_or_default();
+            let produces = match processor.output_size() {
+                Some((h, w)) => format!("produces {h}x{w} images"),
+                None => "produces images whose size follows each input (no crop)".to_string(),
+            };
             return Err(Error::config(
                 pre.display().to_string(),
-                format!("produces images of size {:?}, but the model takes {image_size}x{image_size}", processor.output_size()),
+                format!("{produces}, but the model takes {image_size}x{image_size} (vision_config.image_size in config.json)"),
             ));
         }
         let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
@@ -98,10 +121,23 @@ impl Clip {
                 ),
             ));
         }
-        let checkpoint = Checkpoint::open(dir)?;
+        let checkpoint = Checkpoint::open_with(dir, options.read_mode)?;
+        config.check_against(&checkpoint, &dir.join(CONFIG_FILE).display().to_string())?;
         let vb = VarBuilder::from_source(checkpoint, options.device.clone()).with_dtype(options.dtype);
         let model = ClipModel::load_with_progress(&vb, &config, progress)?;
-        Ok(Clip { model, tokenizer, processor, device: options.device.clone(), batch_size: options.batch_size, dir: dir.to_path_buf() })
+        let unused = UnusedTensors::new(vb.describe_source(), vb.unused(), IGNORED_BUFFERS);
+        if options.strict {
+            unused.clone().into_result()?;
+        }
+        Ok(Clip {
+            model,
+            tokenizer,
+            processor,
+            device: options.device.clone(),
+            batch_size: options.batch_size,
+            dir: dir.to_path_buf(),
+            unused,
+        })
     }
 
     /// The model.
@@ -127,6 +163,12 @@ impl Clip {
     /// The checkpoint directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The checkpoint tensors the model did not use (empty for a clean
+    /// checkpoint; see [`UnusedTensors::summary`] for a warning line).
+    pub fn unused_tensors(&self) -> &UnusedTensors {
+        &self.unused
     }
 
     /// Width of the embeddings.

@@ -55,11 +55,11 @@ impl ClipTokenizer {
     pub fn from_dir(dir: impl AsRef<Path>, max_context: usize) -> Result<Self> {
         let dir = dir.as_ref();
         let config = config_in(dir);
-        if dir.join("tokenizer.json").is_file() {
+        if dir.join("tokenizer.json").exists() {
             return Ok(ClipTokenizer(TextTokenizer::from_dir(dir, &options(max_context))?));
         }
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
-        if vocab.is_file() && merges.is_file() {
+        if vocab.exists() && merges.exists() {
             return ClipTokenizer::from_vocab_merges(&vocab, &merges, config.as_deref(), max_context);
         }
         Err(Error::tokenizer(dir.display().to_string(), "holds neither tokenizer.json nor vocab.json + merges.txt"))
@@ -73,6 +73,9 @@ impl ClipTokenizer {
     /// Builds transformers' `CLIPTokenizer` pipeline over a byte-level BPE
     /// vocabulary (vocab.json) and its merges (merges.txt).
     pub fn from_vocab_merges(vocab: &Path, merges: &Path, tokenizer_config: Option<&Path>, max_context: usize) -> Result<Self> {
+        for path in [vocab, merges] {
+            tessera_tensor::file::check_regular(path)?;
+        }
         let file = vocab.display().to_string();
         let tok_err = |e: &dyn std::fmt::Display| Error::tokenizer(&file, e);
         let (vocab_s, merges_s) = (vocab.to_string_lossy(), merges.to_string_lossy());
