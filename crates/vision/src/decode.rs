@@ -12,30 +12,75 @@
 //!
 //! The EXIF orientation is applied, as transformers' `load_image` does.
 //! Formats: PNG, JPEG, GIF (first frame), BMP and WebP.
+//!
+//! Hostile files are rejected before they cost memory or yield invented
+//! pixels:
+//!
+//! - Size: the width, height and decoded size a header claims are checked
+//!   against [`DecodeLimits`] before any pixel is allocated (defaults
+//!   16384 pixels a side and 512 MiB; `TESSERA_MAX_IMAGE_SIDE` and
+//!   `TESSERA_MAX_IMAGE_BYTES` raise them for [`load_image`] and
+//!   [`decode_image`], [`load_image_with`] and [`decode_image_with`] take
+//!   them as an argument).
+//! - Completeness: a file cut short or whose data stops before the pixels
+//!   its header claims is an error, never padded. The PNG, GIF, WebP and
+//!   BMP decoders fail on image data that ends early; a PNG must also reach
+//!   its `IEND` chunk. The JPEG decoder (zune-jpeg, which the image crate
+//!   runs in its lenient mode) fills what is missing with grey, so every
+//!   JPEG's Huffman-coded data is first walked block by block to its
+//!   end-of-image marker (see `jpeg.rs`).
 
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+mod jpeg;
+mod limits;
+mod png;
+
+pub use limits::DecodeLimits;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
 use std::io::Cursor;
 use std::path::Path;
 use tessera_hf::{read_file, Error, Result};
 
-/// Reads and decodes the image file at `path` to RGB.
+/// Reads and decodes the image file at `path` to RGB, within the limits of
+/// [`DecodeLimits::from_env`].
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
-    let path = path.as_ref();
-    decode_image(&read_file(path)?, &path.display().to_string())
+    load_image_with(path, &DecodeLimits::from_env()?)
 }
 
-/// Decodes an encoded image (PNG, JPEG, GIF, BMP, WebP) to RGB; `name` names
-/// it in errors.
+/// Reads and decodes the image file at `path` to RGB, within `limits`.
+pub fn load_image_with(path: impl AsRef<Path>, limits: &DecodeLimits) -> Result<RgbImage> {
+    let path = path.as_ref();
+    decode_image_with(&read_file(path)?, &path.display().to_string(), limits)
+}
+
+/// Decodes an encoded image (PNG, JPEG, GIF, BMP, WebP) to RGB within the
+/// limits of [`DecodeLimits::from_env`]; `name` names it in errors.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::image(name, format!("cannot read: {e}")))?;
-    if reader.format().is_none() {
+    decode_image_with(bytes, name, &DecodeLimits::from_env()?)
+}
+
+/// Decodes an encoded image (PNG, JPEG, GIF, BMP, WebP) to RGB within
+/// `limits`; `name` names it in errors.
+pub fn decode_image_with(bytes: &[u8], name: &str, limits: &DecodeLimits) -> Result<RgbImage> {
+    let mut reader =
+        ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| Error::image(name, format!("cannot read: {e}")))?;
+    let Some(format) = reader.format() else {
         return Err(Error::image(name, "unrecognised image format (supported: PNG, JPEG, GIF, BMP, WebP)"));
-    }
+    };
+    reader.limits(limits.header_limits());
     let mut decoder = reader.into_decoder().map_err(|e| Error::image(name, decode_message(&e)))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(Error::image(name, format!("the image is empty ({w}x{h} pixels)")));
     }
+    limits.check(name, (w, h), decoder.color_type(), decoder.total_bytes())?;
+    decoder.set_limits(limits.image_limits()).map_err(|e| Error::image(name, decode_message(&e)))?;
+    match format {
+        ImageFormat::Jpeg => jpeg::check_complete(bytes),
+        ImageFormat::Png => png::check_complete(bytes),
+        _ => Ok(()),
+    }
+    .map_err(|msg| Error::image(name, format!("cannot decode: {msg}")))?;
     let orientation = decoder.orientation().map_err(|e| Error::image(name, decode_message(&e)))?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| Error::image(name, decode_message(&e)))?;
     img.apply_orientation(orientation);
@@ -45,29 +90,30 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<RgbImage> {
 fn decode_message(e: &image::ImageError) -> String {
     match e {
         image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
+        image::ImageError::Limits(l) => format!("over the decoding limits: {l}"),
         other => format!("cannot decode: {other}"),
     }
 }
 
-/// Converts a decoded image to 8-bit RGB (see the module docs).
+/// Converts a decoded image to 8-bit RGB (see the module docs); an error
+/// rather than an abort when the memory for the copy cannot be had.
 pub fn to_rgb8(img: DynamicImage, name: &str) -> Result<RgbImage> {
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
         return Err(Error::image(name, format!("the image is empty ({w}x{h} pixels)")));
     }
-    let high = |v: &[u16]| -> Vec<u8> { v.iter().map(|&s| (s >> 8) as u8).collect() };
     let (channels, samples): (usize, Vec<u8>) = match img {
         DynamicImage::ImageRgb8(rgb) => return Ok(rgb),
         DynamicImage::ImageLuma8(g) => (1, g.into_raw()),
         DynamicImage::ImageLumaA8(g) => (2, g.into_raw()),
         DynamicImage::ImageRgba8(c) => (4, c.into_raw()),
-        DynamicImage::ImageLuma16(g) => (1, high(g.as_raw())),
-        DynamicImage::ImageLumaA16(g) => (2, high(g.as_raw())),
-        DynamicImage::ImageRgb16(c) => (3, high(c.as_raw())),
-        DynamicImage::ImageRgba16(c) => (4, high(c.as_raw())),
+        DynamicImage::ImageLuma16(g) => (1, high_bytes(g.as_raw(), name)?),
+        DynamicImage::ImageLumaA16(g) => (2, high_bytes(g.as_raw(), name)?),
+        DynamicImage::ImageRgb16(c) => (3, high_bytes(c.as_raw(), name)?),
+        DynamicImage::ImageRgba16(c) => (4, high_bytes(c.as_raw(), name)?),
         other => return Err(Error::image(name, format!("unsupported pixel format {:?} (floating-point images)", other.color()))),
     };
-    let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+    let mut rgb = buffer(name, w, h, 3)?;
     for px in samples.chunks_exact(channels) {
         let (color, alpha) = match channels {
             1 => ([px[0]; 3], None),
@@ -80,7 +126,28 @@ pub fn to_rgb8(img: DynamicImage, name: &str) -> Result<RgbImage> {
             None => rgb.extend(color),
         }
     }
-    Ok(RgbImage::from_raw(w, h, rgb).expect("three samples per pixel"))
+    RgbImage::from_raw(w, h, rgb).ok_or_else(|| Error::image(name, format!("the decoded samples do not fill {w}x{h} RGB pixels")))
+}
+
+/// The high byte of each 16-bit sample.
+fn high_bytes(samples: &[u16], name: &str) -> Result<Vec<u8>> {
+    let mut out = reserve(name, samples.len())?;
+    out.extend(samples.iter().map(|&s| (s >> 8) as u8));
+    Ok(out)
+}
+
+/// An empty vector with room for `w * h * channels` bytes.
+fn buffer(name: &str, w: u32, h: u32, channels: usize) -> Result<Vec<u8>> {
+    let len = (w as usize).checked_mul(h as usize).and_then(|n| n.checked_mul(channels));
+    let len = len.ok_or_else(|| Error::image(name, format!("{w}x{h} pixels of {channels} bytes overflow the address space")))?;
+    reserve(name, len)
+}
+
+fn reserve(name: &str, len: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| Error::image(name, format!("cannot allocate {} for the RGB copy", limits::human_bytes(len as u64))))?;
+    Ok(v)
 }
 
 /// `src` with alpha `a` composited over opaque white, as Pillow's

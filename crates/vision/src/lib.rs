@@ -6,7 +6,10 @@
 //!
 //! - [`decode`]: image files to 8-bit RGB with Pillow's `convert("RGB")`
 //!   semantics (alpha over white, grayscale replicated, 16-bit high byte,
-//!   EXIF orientation).
+//!   EXIF orientation), within [`DecodeLimits`] checked from the header
+//!   before any pixel is allocated (16384 pixels a side and 512 MiB by
+//!   default; `TESSERA_MAX_IMAGE_SIDE` and `TESSERA_MAX_IMAGE_BYTES` change
+//!   them), and strictly: a cut or short file is an error, never padded.
 //! - [`resample`]: `PIL.Image.resize` with every Pillow filter (nearest,
 //!   box, bilinear, Hamming, bicubic, Lanczos) in Pillow's fixed-point
 //!   arithmetic.
@@ -25,7 +28,7 @@ pub mod ops;
 pub mod processor;
 pub mod resample;
 
-pub use decode::{decode_image, load_image, to_rgb8};
+pub use decode::{decode_image, decode_image_with, load_image, load_image_with, to_rgb8, DecodeLimits};
 pub use image::RgbImage;
 pub use ops::{center_crop, fill_from_mean, pad_to_square};
 pub use processor::{ImageProcessor, ResizeTo, IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
