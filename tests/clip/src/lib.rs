@@ -506,7 +506,7 @@ fn judge_logits(
 }
 
 fn check_model(fixtures: &Fixtures, key: &str, dir: &Path, device: &Device, dtype: DType) -> Outcomes {
-    let options = ClipOptions { device: device.clone(), dtype, batch_size: 4, download_progress: false };
+    let options = ClipOptions { device: device.clone(), dtype, batch_size: 4, download_progress: false, ..ClipOptions::default() };
     let clip = match Clip::from_dir(dir, &options) {
         Ok(c) => c,
         Err(e) => return vec![("load", Err(e.to_string()))],
