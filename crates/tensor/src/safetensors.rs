@@ -503,12 +503,23 @@ fn array<const N: usize>(chunk: &[u8]) -> [u8; N] {
     out
 }
 
-fn f32_bytes(values: impl Iterator<Item = f32>) -> Vec<u8> {
-    values.flat_map(f32::to_le_bytes).collect()
+/// An empty buffer with room for `len` bytes, reserved fallibly: a converted
+/// tensor can be several times its stored size (I8 widens to I64).
+fn reserve(file: &str, name: &str, len: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(len)
+        .map_err(|_| Error::OutOfMemory { device: format!("cpu (converting tensor '{name}' of {file})"), bytes: len })?;
+    Ok(out)
 }
 
-fn i64_bytes(values: impl Iterator<Item = i64>) -> Vec<u8> {
-    values.flat_map(i64::to_le_bytes).collect()
+fn f32_bytes(mut out: Vec<u8>, values: impl Iterator<Item = f32>) -> Vec<u8> {
+    out.extend(values.flat_map(f32::to_le_bytes));
+    out
+}
+
+fn i64_bytes(mut out: Vec<u8>, values: impl Iterator<Item = i64>) -> Vec<u8> {
+    out.extend(values.flat_map(i64::to_le_bytes));
+    out
 }
 
 /// OCP MX E8M0: an exponent only, `2^(e - 127)`; `0xFF` is NaN.
@@ -532,7 +543,7 @@ fn e2m1_to_f32(nibble: u8) -> f32 {
 }
 
 fn u64_to_i64_bytes(file: &str, name: &str, raw: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(raw.len());
+    let mut out = reserve(file, name, raw.len())?;
     for (i, chunk) in raw.chunks_exact(8).enumerate() {
         let v = u64::from_le_bytes(array(chunk));
         let v = i64::try_from(v)
@@ -544,17 +555,19 @@ fn u64_to_i64_bytes(file: &str, name: &str, raw: &[u8]) -> Result<Vec<u8>> {
 
 /// The stored bytes of tensor `name`, re-encoded as its load dtype.
 fn decode<'a>(file: &str, name: &str, dtype: FileDType, raw: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+    // Bytes out per byte stored, for the converted dtypes.
+    let widen = |num: usize, den: usize| reserve(file, name, raw.len().saturating_mul(num) / den);
     let converted = match dtype {
         FileDType::Bool | FileDType::U8 | FileDType::U32 | FileDType::I64 => return Ok(Cow::Borrowed(raw)),
         FileDType::F16 | FileDType::BF16 | FileDType::F32 | FileDType::F8E4M3 | FileDType::F8E5M2 => return Ok(Cow::Borrowed(raw)),
-        FileDType::F64 => f32_bytes(raw.chunks_exact(8).map(|c| f64::from_le_bytes(array(c)) as f32)),
-        FileDType::I8 => i64_bytes(raw.iter().map(|&b| i64::from(b as i8))),
-        FileDType::I16 => i64_bytes(raw.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes(array(c))))),
-        FileDType::U16 => i64_bytes(raw.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes(array(c))))),
-        FileDType::I32 => i64_bytes(raw.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(array(c))))),
+        FileDType::F64 => f32_bytes(widen(1, 2)?, raw.chunks_exact(8).map(|c| f64::from_le_bytes(array(c)) as f32)),
+        FileDType::I8 => i64_bytes(widen(8, 1)?, raw.iter().map(|&b| i64::from(b as i8))),
+        FileDType::I16 => i64_bytes(widen(4, 1)?, raw.chunks_exact(2).map(|c| i64::from(i16::from_le_bytes(array(c))))),
+        FileDType::U16 => i64_bytes(widen(4, 1)?, raw.chunks_exact(2).map(|c| i64::from(u16::from_le_bytes(array(c))))),
+        FileDType::I32 => i64_bytes(widen(2, 1)?, raw.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes(array(c))))),
         FileDType::U64 => u64_to_i64_bytes(file, name, raw)?,
-        FileDType::F8E8M0 => f32_bytes(raw.iter().map(|&b| e8m0_to_f32(b))),
-        FileDType::F4 => f32_bytes(raw.iter().flat_map(|&b| [e2m1_to_f32(b & 0xf), e2m1_to_f32(b >> 4)])),
+        FileDType::F8E8M0 => f32_bytes(widen(4, 1)?, raw.iter().map(|&b| e8m0_to_f32(b))),
+        FileDType::F4 => f32_bytes(widen(8, 1)?, raw.iter().flat_map(|&b| [e2m1_to_f32(b & 0xf), e2m1_to_f32(b >> 4)])),
         FileDType::F6E2M3 | FileDType::F6E3M2 => {
             return Err(st_err(
                 file,

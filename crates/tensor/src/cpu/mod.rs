@@ -175,6 +175,15 @@ fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// `bytes` copied into a new vector of `T` (the length a whole number of
+/// elements, which the core checks), or `OutOfMemory`: an upload is sized
+/// by its input (a checkpoint tensor), so its allocation must not abort.
+fn try_copied<T: bytemuck::Pod>(bytes: &[u8]) -> Result<Vec<T>> {
+    let mut v = try_filled(bytes.len() / std::mem::size_of::<T>(), T::zeroed())?;
+    bytemuck::cast_slice_mut::<T, u8>(&mut v).copy_from_slice(bytes);
+    Ok(v)
+}
+
 #[derive(Debug)]
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
@@ -274,12 +283,12 @@ impl Backend for CpuBackend {
 
     fn upload(&self, dtype: DType, bytes: &[u8]) -> Result<StorageRef> {
         let buf = match dtype {
-            DType::U8 | DType::F8E4M3 | DType::F8E5M2 => Buf::U8(bytes.to_vec()),
-            DType::F16 => Buf::F16(bytemuck::pod_collect_to_vec(bytes)),
-            DType::BF16 => Buf::BF16(bytemuck::pod_collect_to_vec(bytes)),
-            DType::F32 => Buf::F32(bytemuck::pod_collect_to_vec(bytes)),
-            DType::U32 => Buf::U32(bytemuck::pod_collect_to_vec(bytes)),
-            DType::I64 => Buf::I64(bytemuck::pod_collect_to_vec(bytes)),
+            DType::U8 | DType::F8E4M3 | DType::F8E5M2 => Buf::U8(try_copied(bytes)?),
+            DType::F16 => Buf::F16(try_copied(bytes)?),
+            DType::BF16 => Buf::BF16(try_copied(bytes)?),
+            DType::F32 => Buf::F32(try_copied(bytes)?),
+            DType::U32 => Buf::U32(try_copied(bytes)?),
+            DType::I64 => Buf::I64(try_copied(bytes)?),
         };
         Ok(CpuStorage::new(dtype, buf).into_ref())
     }
