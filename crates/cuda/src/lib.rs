@@ -54,7 +54,10 @@ fn driver_loaded() -> Result<()> {
     if present {
         Ok(())
     } else {
-        Err(driver_error("the NVIDIA driver library (libcuda.so) could not be loaded: no NVIDIA driver is installed on this machine"))
+        Err(driver_error(
+            "the NVIDIA driver library (libcuda.so) could not be loaded: no NVIDIA driver is installed on this machine \
+             (install the GPU's NVIDIA driver; libcuda.so.1 must be on the library path)",
+        ))
     }
 }
 
@@ -113,8 +116,16 @@ impl DeviceProvider for CudaProvider {
     fn kind(&self) -> &str {
         "cuda"
     }
+    /// The devices, or why there is none (for `tessera info`).
     fn devices(&self) -> Result<Vec<Device>> {
-        devices()
+        let found = devices()?;
+        if found.is_empty() {
+            return Err(driver_error(
+                "the NVIDIA driver (libcuda.so) is installed but reports no CUDA GPU (nvidia-smi lists the GPUs it sees; \
+                 CUDA_VISIBLE_DEVICES may hide them)",
+            ));
+        }
+        Ok(found)
     }
 }
 

@@ -90,7 +90,7 @@ pub fn backend_of(device: &Device) -> Option<WgpuBackend> {
 pub fn default_device() -> std::result::Result<Device, String> {
     match devices() {
         Ok(d) if !d.is_empty() => Ok(d[0].clone()),
-        Ok(_) => Err("no wgpu adapter found (install a Vulkan driver, e.g. Mesa's lavapipe: mesa-vulkan-drivers)".into()),
+        Ok(_) => Err(context::no_adapter_message(&[])),
         Err(e) => Err(e.to_string()),
     }
 }
