@@ -189,12 +189,19 @@ fn load_images(paths: &[PathBuf]) -> Res<Vec<RgbImage>> {
     paths.iter().map(|p| load_image(p).map_err(err)).collect()
 }
 
+/// Checks that the model's processor can take every image, so that an error
+/// names the file rather than a place in a batch.
+fn check_images(clip: &Clip, paths: &[PathBuf], images: &[RgbImage]) -> Res<()> {
+    paths.iter().zip(images).try_for_each(|(p, img)| clip.processor().check(img, &p.display().to_string()).map_err(err))
+}
+
 fn classify(args: &ClassifyArgs) -> Res<()> {
     if args.labels.is_empty() {
         return Err("give at least one --labels".into());
     }
     let images = load_images(&args.images)?;
     let clip = load(&args.model)?;
+    check_images(&clip, &args.images, &images)?;
     let bar = bar("classifying");
     let probs = clip.classify_with_progress(&images, &args.labels, &mut advance(&bar)).map_err(err)?;
     bar.finish_and_clear();
@@ -225,6 +232,7 @@ fn embed(args: &EmbedArgs) -> Res<()> {
     }
     let images = load_images(&args.images)?;
     let clip = load(&args.model)?;
+    check_images(&clip, &args.images, &images)?;
     let mut rows: Vec<(&str, String, Vec<f32>)> = Vec::new();
     let dim = clip.embedding_dim();
     if !images.is_empty() {
@@ -356,8 +364,8 @@ fn check(case: &Case, features: &Tensor, dtype: DType) -> Res<Option<f64>> {
         })
         .fold(1.0, f64::min);
     let limit = if dtype == DType::F32 { 0.9999 } else { 0.999 };
-    // `!(>=)` so that a NaN cosine (a zero row) fails too.
-    if !(min_cos >= limit) {
+    // A NaN cosine (a zero row) fails too.
+    if min_cos.is_nan() || min_cos < limit {
         return Err(format!("{}: features differ from the expected ones (min cosine {min_cos:.6} < {limit})", case.name));
     }
     Ok(Some(min_cos))

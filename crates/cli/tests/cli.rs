@@ -124,3 +124,22 @@ fn plot_into_a_missing_directory_is_a_clear_error() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(out.is_empty(), "refused before any case ran: {out}");
 }
+
+#[test]
+fn info_explains_a_wgpu_backend_without_a_driver() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("info")
+        .env("VK_ICD_FILENAMES", "/nonexistent")
+        .env("VK_DRIVER_FILES", "/nonexistent")
+        .env("WGPU_BACKEND", "vulkan")
+        .env_remove("TESSERA_WGPU_ADAPTER")
+        .output()
+        .expect("running tessera");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("cpu: "), "{stdout}");
+    if cfg!(feature = "wgpu") {
+        let line = stdout.lines().find(|l| l.starts_with("wgpu: unavailable: ")).unwrap_or_else(|| panic!("no wgpu line in\n{stdout}"));
+        assert!(line.contains("mesa-vulkan-drivers") && line.contains("VK_ICD_FILENAMES"), "{line}");
+    }
+}

@@ -43,5 +43,5 @@ pub use model::ClipModel;
 pub use pipeline::{Clip, ClipOptions};
 pub use tessera_hf::{Error, Result, UnusedTensors};
 pub use tessera_tensor::safetensors::ReadMode;
-pub use tessera_vision::RgbImage;
+pub use tessera_vision::{DecodeLimits, RgbImage};
 pub use tokenizer::{ClipTokenizer, TokenBatch};

@@ -181,21 +181,35 @@ impl ImageProcessor {
         }
     }
 
-    /// Resize and centre crop: the 8-bit image that is then rescaled and
-    /// normalised.
-    pub fn resize_and_crop(&self, image: &RgbImage) -> Result<RgbImage> {
-        if image.width() == 0 || image.height() == 0 {
-            return Err(Error::image("input", format!("the image is empty ({}x{} pixels)", image.width(), image.height())));
+    /// Checks that `image` (called `name` in the error: its file, or its
+    /// place in a batch) can be processed: it has pixels, and resizing it
+    /// gives a non-empty image of at most 2^28 pixels (an extreme aspect
+    /// ratio resized by its shortest edge is refused rather than allocated).
+    pub fn check(&self, image: &RgbImage, name: &str) -> Result<()> {
+        let (iw, ih) = (image.width(), image.height());
+        if iw == 0 || ih == 0 {
+            return Err(Error::image(name, format!("the image is empty ({iw}x{ih} pixels)")));
         }
+        if self.do_resize {
+            let (h, w) = self.resized_size(image);
+            if h == 0 || w == 0 || h.saturating_mul(w) > 1 << 28 {
+                return Err(Error::image(
+                    name,
+                    format!("a {iw}x{ih} image cannot be resized to {w}x{h} (its aspect ratio is too extreme)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Resize and centre crop: the 8-bit image that is then rescaled and
+    /// normalised (after [`check`](Self::check)).
+    pub fn resize_and_crop(&self, image: &RgbImage) -> Result<RgbImage> {
+        self.check(image, "passed to the processor")?;
         let resized;
         let mut img = image;
         if self.do_resize {
             let (h, w) = self.resized_size(image);
-            // A resized image of more than 2^28 pixels (an extreme aspect
-            // ratio) is refused rather than allocated.
-            if h == 0 || w == 0 || h.saturating_mul(w) > 1 << 28 {
-                return Err(Error::image("input", format!("a {}x{} image cannot be resized to {w}x{h}", image.width(), image.height())));
-            }
             if (h, w) != (image.height() as usize, image.width() as usize) {
                 resized = resize(image, w as u32, h as u32, self.resample);
                 img = &resized;
@@ -232,11 +246,17 @@ impl ImageProcessor {
             (None, Some(first)) => self.resized_size(first),
             (None, None) => (0, 0),
         };
+        for (i, img) in images.iter().enumerate() {
+            self.check(img, &batch_entry(i))?;
+        }
         let planes = images.par_iter().map(|img| self.preprocess(img)).collect::<Result<Vec<_>>>()?;
         let mut data = Vec::with_capacity(images.len() * 3 * h * w);
         for (i, p) in planes.iter().enumerate() {
             if p.len() != 3 * h * w {
-                return Err(Error::image(format!("batch entry {i}"), format!("processed to {} values, expected 3x{h}x{w}", p.len())));
+                return Err(Error::image(
+                    batch_entry(i),
+                    format!("processes to {} values, expected 3x{h}x{w} like the first (give a processor that crops)", p.len()),
+                ));
             }
             data.extend_from_slice(p);
         }
@@ -254,6 +274,12 @@ fn channels(f: &Fields<'_>, key: &str, default: [f64; 3]) -> Result<[f64; 3]> {
         }
         Some(_) => Ok([f.get(key, 0.0)?; 3]),
     }
+}
+
+/// `3 of the batch` for the entry at index 2 (counted from 1, as people
+/// do), which an image error prints as `image 3 of the batch: ...`.
+fn batch_entry(i: usize) -> String {
+    format!("{} of the batch", i + 1)
 }
 
 #[cfg(test)]
@@ -315,5 +341,14 @@ mod tests {
         let p = clip();
         assert_eq!(p.resized_size(&RgbImage::new(300, 200)), (224, 336));
         assert_eq!(p.resized_size(&RgbImage::new(200, 301)), (337, 224));
+    }
+
+    #[test]
+    fn unprocessable_images_are_named() {
+        let p = clip();
+        let e = p.check(&RgbImage::new(1, 16384), "tall.png").unwrap_err().to_string();
+        assert!(e.starts_with("image tall.png: a 1x16384 image cannot be resized"), "{e}");
+        let e = p.batch(&[&RgbImage::new(8, 8), &RgbImage::new(0, 3)], &Device::cpu()).unwrap_err().to_string();
+        assert!(e.starts_with("image 2 of the batch: the image is empty"), "{e}");
     }
 }
