@@ -164,3 +164,21 @@ fn a_tokenizer_config_fault_is_blamed_on_tokenizer_config() {
         other => panic!("expected a tokenizer error, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn huge_sizes_with_no_tensors_to_check_them_against_fail_without_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), |list| list.retain(|(n, _)| n == "logit_scale"));
+    let big = 1 << 24;
+    let config = format!(
+        r#"{{"projection_dim": {big},
+  "text_config": {{"vocab_size": {big}, "hidden_size": {big}, "intermediate_size": {big}, "num_hidden_layers": 0,
+                   "num_attention_heads": 1, "max_position_embeddings": {big}, "eos_token_id": 5}},
+  "vision_config": {{"hidden_size": {big}, "intermediate_size": {big}, "num_hidden_layers": 0, "num_attention_heads": 1,
+                     "image_size": 32, "patch_size": 16}}}}"#
+    );
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    std::fs::write(dir.path().join("preprocessor_config.json"), r#"{"crop_size": 32, "size": 32}"#).unwrap();
+    let e = load_err(dir.path(), &ClipOptions::default());
+    assert!(e.contains("tensors missing") && e.contains("model.safetensors"), "{e}");
+}
