@@ -38,7 +38,13 @@ fi
 
 say "cargo test (workspace, without the conformance suites)"
 # The CLIP parity on wgpu runs with the wgpu tests below, timed.
-TESSERA_CLIP_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu "$@"
+TESSERA_CLIP_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
+
+# Every loader against seeded corpora of mutated files (docs/fuzzing.md):
+# each case must load or fail with a typed error. The summary lines give
+# the counts per target.
+say "fuzzing suite (test profile, overflow checks on)"
+cargo test -p tessera-fuzz "$@" -- --nocapture
 
 # The conformance suite prints its case counts per op and per device.
 say "backend conformance suite"
