@@ -7,6 +7,7 @@
 
 use crate::Result;
 use std::path::Path;
+use tessera_hf::config::MAX_IMAGE_SIDE;
 use tessera_hf::config::{parse_object, read_object, sub_config};
 use tessera_hf::ConfigCheck;
 use tessera_hf::Fields;
@@ -248,10 +249,12 @@ fn vision_config(f: &Fields<'_>) -> Result<ClipVisionConfig> {
     Ok(c)
 }
 
-/// `key` as a positive square size (an integer or `[n, n]`).
+/// `key` as a positive square size (an integer or `[n, n]`) of at most
+/// [`MAX_IMAGE_SIDE`].
 fn positive_square(f: &Fields<'_>, key: &str, default: usize) -> Result<usize> {
     match f.square(key, default)? {
         0 => Err(f.error(key, "must be positive")),
+        v if v > MAX_IMAGE_SIDE => Err(f.error(key, format!("{v} pixels is larger than any model's input (at most {MAX_IMAGE_SIDE})"))),
         v => Ok(v),
     }
 }
@@ -301,6 +304,7 @@ mod tests {
             (r#"{"vision_config": {"num_hidden_layers": 4611686018427387904}}"#, "vision_config.num_hidden_layers"),
             (r#"{"vision_config": {"num_hidden_layers": 1e12}}"#, "vision_config.num_hidden_layers"),
             (r#"{"vision_config": {"hidden_size": 4294967296, "num_attention_heads": 1}}"#, "vision_config.hidden_size"),
+            (r#"{"vision_config": {"image_size": 4611686018427387904, "patch_size": 1}}"#, "vision_config.image_size"),
             (r#"{"text_config": {"eos_token_id": 49408}}"#, "text_config.eos_token_id"),
             (r#"{"text_config": {"vocab_size": 100, "pad_token_id": 100, "eos_token_id": 99}}"#, "text_config.pad_token_id"),
         ] {

@@ -111,12 +111,13 @@ impl Clip {
             ));
         }
         let tokenizer = ClipTokenizer::from_dir(dir, config.text_config.max_position_embeddings)?;
-        if tokenizer.vocab_size() > config.text_config.vocab_size {
+        let ids = tokenizer.text_tokenizer().id_bound().max(tokenizer.vocab_size());
+        if ids > config.text_config.vocab_size {
             return Err(Error::config(
                 dir.join(CONFIG_FILE).display().to_string(),
                 format!(
-                    "the tokenizer has {} tokens but text_config.vocab_size is {}",
-                    tokenizer.vocab_size(),
+                    "field 'text_config.vocab_size': the tokenizer's ids go up to {} but the vocabulary has {} tokens",
+                    ids - 1,
                     config.text_config.vocab_size
                 ),
             ));

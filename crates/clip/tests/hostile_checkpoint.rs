@@ -182,3 +182,30 @@ fn huge_sizes_with_no_tensors_to_check_them_against_fail_without_allocating() {
     let e = load_err(dir.path(), &ClipOptions::default());
     assert!(e.contains("tensors missing") && e.contains("model.safetensors"), "{e}");
 }
+
+#[test]
+fn a_tokenizer_the_tokenizers_library_panics_on_is_a_tokenizer_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), |_| {});
+    let path = dir.path().join("tokenizer.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    // serde_json cannot hold 1e400: splice it in as text.
+    json["decoder"] = serde_json::Value::String("@@".into());
+    std::fs::write(&path, json.to_string().replace(r#""@@""#, "1e400")).unwrap();
+    match Clip::from_dir(dir.path(), &ClipOptions::default()) {
+        Err(Error::Tokenizer { file, msg }) => assert!(file.ends_with("tokenizer.json") && !msg.contains('\n'), "{file}: {msg}"),
+        other => panic!("expected a tokenizer error, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn a_processor_cropping_to_an_absurd_size_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), |_| {});
+    std::fs::write(dir.path().join("preprocessor_config.json"), r#"{"crop_size": 16385, "size": 32}"#).unwrap();
+    let e = load_err(dir.path(), &ClipOptions::default());
+    assert!(e.contains("preprocessor_config.json") && e.contains("crop_size") && e.contains("16385"), "{e}");
+    std::fs::write(dir.path().join("preprocessor_config.json"), r#"{"crop_size": 32, "size": 4611686018427387904}"#).unwrap();
+    let e = load_err(dir.path(), &ClipOptions::default());
+    assert!(e.contains("'size'"), "{e}");
+}

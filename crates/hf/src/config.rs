@@ -16,6 +16,10 @@ use tessera_nn::Activation;
 /// config cannot claim an address-space-sized tensor by itself.
 pub const MAX_SIZE: usize = 1 << 24;
 
+/// The largest image side a model or processor config may name (the
+/// default decode limit of tessera-vision is 16384; inputs are far smaller).
+pub const MAX_IMAGE_SIDE: usize = 1 << 14;
+
 /// The most layers [`Fields::layers`] accepts (published models have a few
 /// hundred at most).
 pub const MAX_LAYERS: usize = 1 << 12;

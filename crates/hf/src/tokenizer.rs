@@ -11,7 +11,7 @@ use crate::config::{read_object, Fields};
 use crate::error::{Error, Result};
 use serde_json::Value;
 use std::path::Path;
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 /// Token ids of a batch of texts, unpadded, and the id that pads them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,7 +96,15 @@ impl TextTokenizer {
     /// Loads tokenizer.json (and optionally tokenizer_config.json).
     pub fn from_file(tokenizer_json: &Path, tokenizer_config: Option<&Path>, options: &TokenizerOptions) -> Result<Self> {
         let file = tokenizer_json.display().to_string();
-        let inner = Tokenizer::from_bytes(crate::read_file(tokenizer_json)?).map_err(|e| Error::tokenizer(&file, e))?;
+        let bytes = crate::read_file(tokenizer_json)?;
+        // The tokenizers crate panics on some malformed files (a decoder
+        // entry it cannot parse, a subword prefix longer than a token)
+        // instead of returning an error; such a file is still a bad input.
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes)).map_err(|panic| {
+            let what = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            Error::tokenizer(&file, format!("malformed tokenizer ({})", what.unwrap_or_else(|| "the tokenizers library failed".into())))
+        })?;
+        let inner = parsed.map_err(|e| Error::tokenizer(&file, e))?;
         TextTokenizer::new(inner, tokenizer_config, options, file)
     }
 
@@ -140,10 +148,14 @@ impl TextTokenizer {
                 pad_from = format!("{cfg_file} (field 'pad_token')");
             }
         }
-        if context_length < options.min_context.max(1) {
+        // A context must hold the special tokens the post-processor adds
+        // (the tokenizers crate underflows on a shorter one) and one more.
+        let added = inner.get_post_processor().map_or(0, |p| p.added_tokens(false));
+        let min_context = options.min_context.max(added + 1);
+        if context_length < min_context {
             return Err(Error::tokenizer(
                 context_from,
-                format!("a context of {context_length} tokens cannot hold the {} special tokens of a text", options.min_context.max(1)),
+                format!("a context of {context_length} tokens cannot hold a text with its {added} special tokens (at least {min_context})"),
             ));
         }
         let pad_id = inner
@@ -173,6 +185,12 @@ impl TextTokenizer {
     /// Number of tokens in the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// One more than the largest token id (added tokens included): the
+    /// embedding rows a model needs for every id this tokenizer can emit.
+    pub fn id_bound(&self) -> usize {
+        self.inner.get_vocab(true).values().max().map_or(0, |&m| m as usize + 1)
     }
 
     /// The id of `token`, if it is in the vocabulary.

@@ -313,13 +313,72 @@ impl<'de> Deserialize<'de> for HeaderEntries {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<HeaderEntries, A::Error> {
                 let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Value>()? {
-                    entries.push(entry);
+                while let Some((key, value)) = map.next_entry::<String, UniqueKeys>()? {
+                    entries.push((key, value.0));
                 }
                 Ok(HeaderEntries(entries))
             }
         }
         deserializer.deserialize_map(EntriesVisitor)
+    }
+}
+
+/// A JSON value in which no object, at any depth, repeats a key (a tensor
+/// entry with two `shape`s, a `weight_map` naming a tensor twice): a
+/// repeated key is an error instead of the last value silently winning.
+struct UniqueKeys(Value);
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct UniqueVisitor;
+        impl<'de> Visitor<'de> for UniqueVisitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::from(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::String(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::String(v)))
+            }
+            fn visit_unit<E>(self) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Null))
+            }
+            fn visit_none<E>(self) -> std::result::Result<UniqueKeys, E> {
+                Ok(UniqueKeys(Value::Null))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<UniqueKeys, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<UniqueKeys>()? {
+                    items.push(item.0);
+                }
+                Ok(UniqueKeys(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<UniqueKeys, A::Error> {
+                let mut object = Map::new();
+                while let Some((key, value)) = map.next_entry::<String, UniqueKeys>()? {
+                    if object.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("duplicate key '{key}'")));
+                    }
+                    object.insert(key, value.0);
+                }
+                Ok(UniqueKeys(Value::Object(object)))
+            }
+        }
+        deserializer.deserialize_any(UniqueVisitor)
     }
 }
 
@@ -924,7 +983,7 @@ impl Checkpoint {
 fn read_weight_map(path: &Path) -> Result<BTreeMap<String, String>> {
     let source = path.display().to_string();
     let text = crate::file::read_regular_to_string(path)?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| st_err(&source, format!("index is not valid JSON: {e}")))?;
+    let json = serde_json::from_str::<UniqueKeys>(&text).map_err(|e| st_err(&source, format!("index is not valid JSON: {e}")))?.0;
     let map = json.get("weight_map").and_then(Value::as_object).ok_or_else(|| st_err(&source, "index has no 'weight_map' object"))?;
     map.iter()
         .map(|(tensor, shard)| match shard.as_str() {

@@ -728,3 +728,16 @@ fn only_regular_files_are_opened() {
         assert!(Checkpoint::open(&index).unwrap_err().to_string().contains("FIFO"));
     }
 }
+
+#[test]
+fn repeated_keys_inside_an_entry_or_the_weight_map_are_errors() {
+    let header = r#"{"a": {"dtype": "F32", "shape": [1], "shape": [2], "data_offsets": [0, 4]}}"#;
+    assert_mentions(&open_err(raw_file(header, &[0; 4])), &["duplicate key 'shape'"]);
+    let dir = TempDir::new("dup-index");
+    let a = Tensor::from_f64_slice(&[1.0], DType::F32, vec![1], &cpu()).unwrap();
+    st::save(dir.path().join("s.safetensors"), &[("a", &a)], None).unwrap();
+    let index = dir.path().join("model.safetensors.index.json");
+    std::fs::write(&index, r#"{"weight_map": {"a": "s.safetensors", "a": "other.safetensors"}}"#).unwrap();
+    let e = Checkpoint::open(&index).unwrap_err().to_string();
+    assert!(e.contains("duplicate key 'a'"), "{e}");
+}

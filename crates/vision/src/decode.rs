@@ -87,12 +87,15 @@ pub fn decode_image_with(bytes: &[u8], name: &str, limits: &DecodeLimits) -> Res
     to_rgb8(img, name)
 }
 
+/// The decoder's message on one line (some decoders end theirs with a
+/// line break or spread it over several).
 fn decode_message(e: &image::ImageError) -> String {
-    match e {
+    let msg = match e {
         image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
         image::ImageError::Limits(l) => format!("over the decoding limits: {l}"),
         other => format!("cannot decode: {other}"),
-    }
+    };
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Converts a decoded image to 8-bit RGB (see the module docs); an error

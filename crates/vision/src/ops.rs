@@ -11,7 +11,7 @@ use image::{Rgb, RgbImage};
 /// a float division).
 pub fn shortest_edge_size(h: usize, w: usize, edge: usize) -> (usize, usize) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
-    let new_long = ((edge * long) as f64 / short as f64) as usize;
+    let new_long = (edge.saturating_mul(long) as f64 / short as f64) as usize;
     if w <= h {
         (new_long, edge)
     } else {

@@ -157,6 +157,17 @@ impl ImageProcessor {
         if sizes.contains(&0) || self.crop_size.0 == 0 || self.crop_size.1 == 0 {
             return Err(Error::config(file, "resize and crop sizes must be positive"));
         }
+        let (field, largest) = if self.do_center_crop && self.crop_size.0.max(self.crop_size.1) > MAX_OUTPUT_SIDE {
+            ("crop_size", self.crop_size.0.max(self.crop_size.1))
+        } else {
+            ("size", sizes.iter().copied().max().unwrap_or(0))
+        };
+        if largest > MAX_OUTPUT_SIDE {
+            return Err(Error::config(
+                file,
+                format!("field '{field}': {largest} pixels a side is more than any model takes (at most {MAX_OUTPUT_SIDE})"),
+            ));
+        }
         if self.image_std.iter().any(|&s| s == 0.0 || !s.is_finite()) {
             return Err(Error::config(file, format!("field 'image_std': {:?} has a zero or non-finite entry", self.image_std)));
         }
@@ -275,6 +286,11 @@ fn channels(f: &Fields<'_>, key: &str, default: [f64; 3]) -> Result<[f64; 3]> {
         Some(_) => Ok([f.get(key, 0.0)?; 3]),
     }
 }
+
+/// The largest side a processor may resize or crop to: far above any
+/// model's input, and small enough that a processed f32 image (12 bytes a
+/// pixel) stays under a gigabyte.
+pub const MAX_OUTPUT_SIDE: usize = 8192;
 
 /// `3 of the batch` for the entry at index 2 (counted from 1, as people
 /// do), which an image error prints as `image 3 of the batch: ...`.
