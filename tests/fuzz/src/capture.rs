@@ -3,7 +3,6 @@
 //! workspace's own code, instead of printed) and time (a watchdog thread
 //! that stops the process, naming the case, when one runs too long).
 
-use crate::isolate::HANG_EXIT;
 use std::backtrace::Backtrace;
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -113,6 +112,9 @@ pub fn take_location(message: &str) -> String {
 }
 
 // -------------------------------------------------------------- watchdog
+
+/// The exit code the watchdog stops the process with when a case hangs.
+pub const HANG_EXIT: i32 = 3;
 
 /// Seconds one case may run before the process is stopped as hung:
 /// `TESSERA_FUZZ_CASE_TIMEOUT_S`, default 120.

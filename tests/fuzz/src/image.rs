@@ -9,7 +9,6 @@
 //! them, EXIF orientations (valid, invalid, corrupt), bit flips and
 //! interesting bytes.
 
-use crate::harness::KnownPanic;
 use crate::mutate::{self, read_u32_be, read_u32_le, INTERESTING_U32};
 use crate::{fill, Case, Outcome, Rng};
 use ::image::{DynamicImage, ImageBuffer, ImageFormat, Luma, LumaA, Rgb, Rgba};
@@ -21,9 +20,6 @@ use tessera_vision::decode_image;
 pub const TARGET: &str = "image";
 /// Cases in the corpus.
 pub const CASES: usize = 3000;
-
-/// Panics known to happen pending fixes (none).
-pub const KNOWN_PANICS: &[KnownPanic] = &[];
 
 /// An image format of the seeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

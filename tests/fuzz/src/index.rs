@@ -9,7 +9,6 @@
 //! keys, every field set to wrong values, truncation and bit flips; and of
 //! the shards: truncation, header-length lies, a missing shard.
 
-use crate::harness::KnownPanic;
 use crate::json::{self, path_name, paths, Seg, WRONG_VALUES};
 use crate::mutate;
 use crate::safetensors::file_of;
@@ -22,9 +21,6 @@ use tessera_tensor::{DType, Device, Tensor};
 pub const TARGET: &str = "index";
 /// Cases in the corpus.
 pub const CASES: usize = 700;
-
-/// Panics known to happen pending fixes (none).
-pub const KNOWN_PANICS: &[KnownPanic] = &[];
 
 /// The shard file names of the seed checkpoint.
 pub const SHARDS: [&str; 2] = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];

@@ -14,8 +14,6 @@
 //!
 //! - `TARGET`: the target's name (summary lines, fuzz target names);
 //! - `CASES`: how many cases its corpus holds (a fixed count);
-//! - `KNOWN_PANICS`: panics known to happen pending fixes elsewhere
-//!   ([`harness::KnownPanic`]), counted apart instead of failing;
 //! - `corpus(seed) -> Vec<Case>`: valid seed files, systematic mutations of
 //!   them (truncation at every region boundary, length-field lies, every
 //!   JSON field set to values of every wrong type...) and seeded random
@@ -42,19 +40,20 @@
 //! items above, built from the mutators here ([`mutate`] for bytes,
 //! [`json`] for JSON documents), a `#[test]` in tests/fuzz.rs calling
 //! [`harness::check_target`], and a file in fuzz/fuzz_targets with its
-//! `[[bin]]` in fuzz/Cargo.toml. Cases whose failure is known and pending a
-//! fix elsewhere are kept in the corpus with [`Case::known`]: each runs in a
-//! child process under a memory limit ([`isolate`]), so that an abort or a
-//! hang cannot stop the suite, and the summary says whether it still fails
-//! or now passes (`TESSERA_FUZZ_KNOWN=1` runs them in the suite itself).
-//! docs/fuzzing.md has the details.
+//! `[[bin]]` in fuzz/Cargo.toml.
+//!
+//! There are no known failures: every case must end in `Ok` or a
+//! well-formed typed error, and any panic or malformed message fails the
+//! test. A case that once found a defect stays in its corpus as a
+//! regression case. An abort (out of memory, stack overflow) stops the test
+//! binary, and a hang is stopped by the watchdog ([`capture`]); both fail
+//! the suite. docs/fuzzing.md has the details.
 
 pub mod capture;
 pub mod config;
 pub mod harness;
 pub mod image;
 pub mod index;
-pub mod isolate;
 pub mod json;
 pub mod mutate;
 pub mod processor;
@@ -146,26 +145,17 @@ pub struct Case {
     pub name: String,
     /// (file name, contents); the first is the file the mutation is about.
     pub files: Vec<(String, Vec<u8>)>,
-    /// Set when the case is known to fail (abort or panic) pending a fix
-    /// elsewhere: why, and what to check before removing the mark.
-    pub known: Option<&'static str>,
 }
 
 impl Case {
     /// A case of one file (`input`).
     pub fn bytes(name: impl Into<String>, bytes: Vec<u8>) -> Case {
-        Case { name: name.into(), files: vec![("input".to_string(), bytes)], known: None }
+        Case { name: name.into(), files: vec![("input".to_string(), bytes)] }
     }
 
     /// A case of several files, the main one first.
     pub fn files(name: impl Into<String>, files: Vec<(String, Vec<u8>)>) -> Case {
-        Case { name: name.into(), files, known: None }
-    }
-
-    /// Marks the case as known to fail, for `why`.
-    pub fn known(mut self, why: &'static str) -> Case {
-        self.known = Some(why);
-        self
+        Case { name: name.into(), files }
     }
 
     /// The main file's contents (empty for a case without files).
@@ -180,7 +170,7 @@ impl Case {
 
     /// The same files with the main file's contents replaced.
     pub fn with_main(&self, name: impl Into<String>, bytes: Vec<u8>) -> Case {
-        let mut case = Case { name: name.into(), files: self.files.clone(), known: None };
+        let mut case = Case { name: name.into(), files: self.files.clone() };
         match case.files.first_mut() {
             Some(first) => first.1 = bytes,
             None => case.files.push(("input".to_string(), bytes)),
@@ -190,7 +180,7 @@ impl Case {
 
     /// The same files with file `file` replaced (added if missing).
     pub fn with_file(&self, name: impl Into<String>, file: &str, bytes: Vec<u8>) -> Case {
-        let mut case = Case { name: name.into(), files: self.files.clone(), known: None };
+        let mut case = Case { name: name.into(), files: self.files.clone() };
         match case.files.iter_mut().find(|f| f.0 == file) {
             Some(slot) => slot.1 = bytes,
             None => case.files.push((file.to_string(), bytes)),
@@ -201,7 +191,7 @@ impl Case {
     /// The same files without file `file`.
     pub fn without_file(&self, name: impl Into<String>, file: &str) -> Case {
         let files = self.files.iter().filter(|f| f.0 != file).cloned().collect();
-        Case { name: name.into(), files, known: None }
+        Case { name: name.into(), files }
     }
 }
 
@@ -231,20 +221,6 @@ pub fn fill(mut systematic: Vec<Case>, total: usize, rng: &mut Rng, mut random: 
     let start = systematic.len();
     systematic.extend((start..total).map(|i| random(rng, i)));
     systematic
-}
-
-/// Marks every case whose name satisfies `rule` as known to fail for `why`
-/// (cases already marked keep their reason).
-pub fn mark_known(corpus: &mut [Case], why: &'static str, rule: impl Fn(&str) -> bool) {
-    for case in corpus.iter_mut().filter(|c| c.known.is_none() && rule(&c.name)) {
-        case.known = Some(why);
-    }
-}
-
-/// The integers written in `text` (runs of digits, saturating at
-/// `u128::MAX`): for rules on the values named in case names.
-pub fn integers(text: &str) -> Vec<u128> {
-    text.split(|c: char| !c.is_ascii_digit()).filter(|run| !run.is_empty()).map(|run| run.parse().unwrap_or(u128::MAX)).collect()
 }
 
 // ------------------------------------------------------------- temp dirs

@@ -10,7 +10,6 @@
 //! length or zero, malformed documents, duplicate keys, truncation and
 //! non-UTF-8 bytes.
 
-use crate::harness::KnownPanic;
 use crate::json::{self, path_name, paths, Seg, WRONG_VALUES};
 use crate::mutate;
 use crate::{fill, Case, Outcome, Rng};
@@ -24,21 +23,10 @@ pub const TARGET: &str = "processor";
 /// Cases in the corpus.
 pub const CASES: usize = 2000;
 
-/// Panics known to happen pending fixes in tessera-vision.
-pub const KNOWN_PANICS: &[KnownPanic] = &[KnownPanic {
-    at: "crates/vision/src/ops.rs",
-    message: "multiply with overflow",
-    why: "tessera-vision: shortest_edge_size multiplies the image side by an accepted huge size (2^62, u64::MAX) and overflows; the processor config should bound sizes",
-}];
-
 /// The parity fixtures' ViT-B/32 preprocessor_config.json (old OpenAI form).
 const B32: &str = include_str!("../../clip/fixtures/b32/preprocessor_config.json");
 /// The parity fixtures' ViT-L/14 preprocessor_config.json.
 const L14: &str = include_str!("../../clip/fixtures/l14/preprocessor_config.json");
-
-/// Why a case may abort: a crop or resize to a size whose pixels do not fit
-/// in memory is allocated before anything checks it.
-pub const KNOWN_HUGE: &str = "pending tessera-vision: a huge crop_size is allocated before it is checked (out of memory)";
 
 /// The seeds: (name, file name, text).
 pub fn seeds() -> Vec<(&'static str, &'static str, String)> {
@@ -72,29 +60,6 @@ const SIZES: [&str; 12] = [
     "{\"height\": 65536, \"width\": 65536}",
     "{\"shortest_edge\": 224, \"longest_edge\": 448}",
 ];
-
-/// Whether case `name` crops to a size whose pixels may not fit in memory:
-/// a `crop_size` the config accepts (no negative, no shortest edge, every
-/// number a u64) of 10^8 pixels or more (a side of the seeds' is 224), in
-/// a seed that crops.
-fn crops_huge(name: &str) -> bool {
-    let Some((_, rest)) = name.split_once("crop_size") else { return false };
-    // The 5.x seed does not crop.
-    if name.starts_with("v5/") && !name.contains("do_center_crop") {
-        return false;
-    }
-    let ints = crate::integers(rest);
-    if rest.contains('-') || rest.contains("shortest_edge") || ints.iter().any(|&n| n > u128::from(u64::MAX)) {
-        return false;
-    }
-    let area = match ints.as_slice() {
-        [n] if rest.starts_with('=') => n.saturating_mul(*n),
-        [n] => n.saturating_mul(224),
-        [h, w] => h.saturating_mul(*w),
-        _ => 0,
-    };
-    area >= 100_000_000
-}
 
 /// Values for particular fields besides [`WRONG_VALUES`].
 fn special_values(key: &str) -> &'static [&'static str] {
@@ -196,9 +161,7 @@ pub fn corpus(seed: u64) -> Vec<Case> {
         field_cases(name, file, doc, &mut systematic);
         text_cases(name, file, text, &mut rng, &mut systematic);
     }
-    let mut corpus = fill(systematic, CASES, &mut rng, |rng, i| random_case(&docs, rng, i));
-    crate::mark_known(&mut corpus, KNOWN_HUGE, crops_huge);
-    corpus
+    fill(systematic, CASES, &mut rng, |rng, i| random_case(&docs, rng, i))
 }
 
 /// A 13x7 test image (odd sizes, a gradient).

@@ -10,7 +10,6 @@
 //! non-UTF-8 and deeply nested headers, swapped offsets, and random bit
 //! flips and interesting bytes in the header and the data.
 
-use crate::harness::KnownPanic;
 use crate::json::{self, path_name, paths, Seg, WRONG_VALUES};
 use crate::mutate;
 use crate::{fill, Case, Outcome, Rng};
@@ -23,9 +22,6 @@ use tessera_tensor::{DType, Device, Tensor};
 pub const TARGET: &str = "safetensors";
 /// Cases in the corpus.
 pub const CASES: usize = 5000;
-
-/// Panics known to happen pending fixes (none).
-pub const KNOWN_PANICS: &[KnownPanic] = &[];
 
 /// The name files are given in error messages.
 const FILE_NAME: &str = "fuzz.safetensors";

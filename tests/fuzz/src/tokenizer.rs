@@ -9,7 +9,6 @@
 //! (915 tokens, CLIP's normalizer, pre-tokenizer and post-processor; a
 //! sample of wrong values per field, since it is larger to parse).
 
-use crate::harness::KnownPanic;
 use crate::json::{self, path_name, paths, Seg, WRONG_VALUES};
 use crate::mutate;
 use crate::tiny_clip::{TOKENIZER_CONFIG, TOKENIZER_JSON};
@@ -22,26 +21,6 @@ use tessera_hf::{TextTokenizer, TokenizerOptions};
 pub const TARGET: &str = "tokenizer";
 /// Cases in the corpus.
 pub const CASES: usize = 1500;
-
-/// Panics known to happen pending fixes in tessera-hf (the `tokenizers`
-/// crate panics on these inputs; tessera-hf's loader has to guard it).
-pub const KNOWN_PANICS: &[KnownPanic] = &[
-    KnownPanic {
-        at: "src/decoders/mod.rs",
-        message: "",
-        why: "tokenizers panics (decoders/mod.rs) on a malformed value inside \"decoder\" (a number out of range, a bad escape, a syntax error) instead of an error; TextTokenizer::from_file passes it on",
-    },
-    KnownPanic {
-        at: "src/models/bpe/model.rs",
-        message: "out of bounds",
-        why: "tokenizers' BPE builder slices a vocabulary token by continuing_subword_prefix's length (bpe/model.rs) and panics on a token shorter than the prefix",
-    },
-    KnownPanic {
-        at: "src/tokenizer/mod.rs",
-        message: "subtract with overflow",
-        why: "tessera-hf: a context (tokenizer_config.json model_max_length) shorter than the special tokens the post-processor adds makes tokenizers' truncation underflow when encoding",
-    },
-];
 
 /// The fixtures' vocab.json (CLIP's byte-level BPE vocabulary).
 const VOCAB_JSON: &[u8] = include_bytes!("../../clip/fixtures/tokenizer/vocab.json");

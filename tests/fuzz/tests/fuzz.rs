@@ -14,40 +14,40 @@ use tessera_fuzz::{config, image, index, processor, safetensors, seed_from_env, 
 fn fuzz_safetensors() {
     let corpus = safetensors::corpus(seed_from_env());
     assert_eq!(corpus.len(), safetensors::CASES);
-    check_target(safetensors::TARGET, corpus, safetensors::run, safetensors::KNOWN_PANICS);
+    check_target(safetensors::TARGET, corpus, safetensors::run);
 }
 
 #[test]
 fn fuzz_index() {
     let corpus = index::corpus(seed_from_env());
     assert_eq!(corpus.len(), index::CASES);
-    check_target(index::TARGET, corpus, index::run, index::KNOWN_PANICS);
+    check_target(index::TARGET, corpus, index::run);
 }
 
 #[test]
 fn fuzz_config() {
     let corpus = config::corpus(seed_from_env());
     assert_eq!(corpus.len(), config::CASES);
-    check_target(config::TARGET, corpus, config::run, config::KNOWN_PANICS);
+    check_target(config::TARGET, corpus, config::run);
 }
 
 #[test]
 fn fuzz_tokenizer() {
     let corpus = tokenizer::corpus(seed_from_env());
     assert_eq!(corpus.len(), tokenizer::CASES);
-    check_target(tokenizer::TARGET, corpus, tokenizer::run, tokenizer::KNOWN_PANICS);
+    check_target(tokenizer::TARGET, corpus, tokenizer::run);
 }
 
 #[test]
 fn fuzz_processor() {
     let corpus = processor::corpus(seed_from_env());
     assert_eq!(corpus.len(), processor::CASES);
-    check_target(processor::TARGET, corpus, processor::run, processor::KNOWN_PANICS);
+    check_target(processor::TARGET, corpus, processor::run);
 }
 
 #[test]
 fn fuzz_image() {
     let corpus = image::corpus(seed_from_env());
     assert_eq!(corpus.len(), image::CASES);
-    check_target(image::TARGET, corpus, image::run, image::KNOWN_PANICS);
+    check_target(image::TARGET, corpus, image::run);
 }
