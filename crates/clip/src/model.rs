@@ -241,7 +241,9 @@ pub struct ClipModel {
 impl ClipModel {
     /// Loads the model from `vb` (rooted at the checkpoint's top level, with
     /// the dtype and device to load into). Every missing or misshapen weight
-    /// is reported, by its full name, in one error.
+    /// is reported, by its full name, in one error. Call
+    /// [`ClipConfig::check_against`] on the source first to have a config
+    /// that disagrees with the weights named by field ([`crate::Clip`] does).
     pub fn load(vb: &VarBuilder, config: &ClipConfig) -> Result<Self> {
         ClipModel::load_with_progress(vb, config, &mut |_, _| {})
     }

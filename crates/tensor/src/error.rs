@@ -46,6 +46,19 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// An empty vector with room for `len` elements, reserved fallibly: buffers
+/// sized by an input (a file, a tensor of a checkpoint, an image) use it, so
+/// that a size memory cannot hold is an [`Error::OutOfMemory`] on the CPU
+/// naming `what` was being allocated, never an abort.
+pub fn try_vec<T>(len: usize, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::OutOfMemory {
+        device: if what.is_empty() { "cpu".to_string() } else { format!("cpu ({what})") },
+        bytes: len.saturating_mul(std::mem::size_of::<T>()),
+    })?;
+    Ok(v)
+}
+
 impl Error {
     pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
         Error::InvalidArgument { op, msg: msg.into() }

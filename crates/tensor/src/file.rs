@@ -69,10 +69,7 @@ pub fn open_regular(path: &Path) -> Result<File> {
 pub fn read_regular(path: &Path) -> Result<Vec<u8>> {
     let mut file = open_regular(path)?;
     let len = file.metadata().map_err(|e| io_err(path, e))?.len();
-    let len =
-        usize::try_from(len).map_err(|_| Error::OutOfMemory { device: format!("cpu (reading {})", path.display()), bytes: usize::MAX })?;
-    let mut bytes = Vec::new();
-    bytes.try_reserve_exact(len).map_err(|_| Error::OutOfMemory { device: format!("cpu (reading {})", path.display()), bytes: len })?;
+    let mut bytes = crate::try_vec(usize::try_from(len).unwrap_or(usize::MAX), &format!("reading {}", path.display()))?;
     file.read_to_end(&mut bytes).map_err(|e| io_err(path, e))?;
     Ok(bytes)
 }

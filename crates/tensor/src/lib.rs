@@ -25,7 +25,7 @@ pub use backend::{
 };
 pub use device::{all_devices, register_provider, Device, DeviceProvider};
 pub use dtype::{DType, Element};
-pub use error::{Error, Result};
+pub use error::{try_vec, Error, Result};
 pub use half::{bf16, f16};
 pub use ops::scaled_dot_product_attention;
 pub use shape::{Dim, Layout, Shape};

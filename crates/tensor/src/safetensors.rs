@@ -565,10 +565,7 @@ fn array<const N: usize>(chunk: &[u8]) -> [u8; N] {
 /// An empty buffer with room for `len` bytes, reserved fallibly: a converted
 /// tensor can be several times its stored size (I8 widens to I64).
 fn reserve(file: &str, name: &str, len: usize) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(len)
-        .map_err(|_| Error::OutOfMemory { device: format!("cpu (converting tensor '{name}' of {file})"), bytes: len })?;
-    Ok(out)
+    crate::try_vec(len, &format!("converting tensor '{name}' of {file}"))
 }
 
 fn f32_bytes(mut out: Vec<u8>, values: impl Iterator<Item = f32>) -> Vec<u8> {

@@ -147,10 +147,7 @@ fn buffer(name: &str, w: u32, h: u32, channels: usize) -> Result<Vec<u8>> {
 }
 
 fn reserve(name: &str, len: usize) -> Result<Vec<u8>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| Error::image(name, format!("cannot allocate {} for the RGB copy", limits::human_bytes(len as u64))))?;
-    Ok(v)
+    Ok(tessera_tensor::try_vec(len, &format!("the RGB copy of image {name}"))?)
 }
 
 /// `src` with alpha `a` composited over opaque white, as Pillow's

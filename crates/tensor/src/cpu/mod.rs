@@ -168,9 +168,7 @@ pub(crate) fn cpu<'a>(v: &View<'a>) -> &'a CpuStorage {
 
 /// `len` copies of `value`, or `OutOfMemory` when the allocation fails.
 fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len)
-        .map_err(|_| Error::OutOfMemory { device: "cpu".into(), bytes: len.saturating_mul(std::mem::size_of::<T>()) })?;
+    let mut v = crate::try_vec(len, "")?;
     v.resize(len, value);
     Ok(v)
 }
