@@ -13,6 +13,9 @@
 //! - [`l2_normalize`]: rows scaled to unit L2 norm.
 //! - [`LogitsProcessor`]: greedy, temperature, top-k and top-p sampling with a
 //!   seeded generator.
+//! - [`generate`]: the generation loop over any [`CausalDecoder`] (greedy,
+//!   sampling, beam search), mirroring transformers' `generate`, configured
+//!   by a [`GenerationConfig`] read from `generation_config.json`.
 //!
 //! Every fallible function returns this crate's [`Error`], which wraps the
 //! tensor core's errors and converts back into them.
@@ -22,6 +25,7 @@ pub mod attention;
 pub mod conv;
 pub mod embedding;
 mod error;
+pub mod generation;
 pub mod kv_cache;
 pub mod linear;
 pub mod mlp;
@@ -37,6 +41,7 @@ pub use attention::{AttentionConfig, MultiHeadAttention};
 pub use conv::Conv2d;
 pub use embedding::Embedding;
 pub use error::{Error, Result};
+pub use generation::{generate, CausalDecoder, EarlyStopping, Generated, GenerationConfig, StopReason, TokenCallback};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
 pub use mlp::{GeluMlp, Mlp, MlpConfig, SwiGlu, SwiGluConfig};
