@@ -30,7 +30,8 @@ use std::path::{Path, PathBuf};
 use tessera_clip::imaging::processor_from_file;
 use tessera_clip::model::l2_normalize;
 use tessera_clip::{load_image, Clip, ClipOptions, ClipTokenizer, TokenBatch};
-use tessera_parity::{seeded_values, write_safetensors};
+use tessera_parity::{compare_rows, seeded_values, write_safetensors};
+pub use tessera_parity::{Check, Report};
 use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::{DType, Device, Tensor};
 
@@ -235,54 +236,6 @@ pub fn write_checkpoint(fixtures: &Fixtures, key: &str, dir: &Path) -> Res<()> {
     Ok(())
 }
 
-// ---------------------------------------------------------------- report
-
-/// One named check and how it went.
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub detail: String,
-}
-
-/// The outcome of a run: every check, passed or failed, with its numbers.
-#[derive(Default)]
-pub struct Report {
-    pub device: String,
-    pub checks: Vec<Check>,
-}
-
-impl Report {
-    fn add(&mut self, name: impl Into<String>, outcome: Res<(bool, String)>) {
-        let (passed, detail) = outcome.unwrap_or_else(|e| (false, format!("error: {e}")));
-        self.checks.push(Check { name: name.into(), passed, detail });
-    }
-
-    /// Checks that failed.
-    pub fn failed(&self) -> usize {
-        self.checks.iter().filter(|c| !c.passed).count()
-    }
-
-    /// Checks that passed.
-    pub fn passed(&self) -> usize {
-        self.checks.len() - self.failed()
-    }
-
-    /// The failed checks, one line each.
-    pub fn failures(&self) -> Vec<String> {
-        self.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect()
-    }
-}
-
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "CLIP parity on {}", self.device)?;
-        for c in &self.checks {
-            writeln!(f, "  [{}] {}: {}", if c.passed { "ok" } else { "FAIL" }, c.name, c.detail)?;
-        }
-        write!(f, "{} passed, {} failed", self.passed(), self.failed())
-    }
-}
-
 // ---------------------------------------------------------------- checks
 
 /// Runs every check on `device`. `filter` keeps only checks whose name
@@ -295,7 +248,7 @@ pub fn run_all(device: &Device, filter: Option<&str>) -> Report {
 /// text included) when `limit` is `Some((images, texts))`: see
 /// [`Fixtures::limit`].
 pub fn run_cases(device: &Device, filter: Option<&str>, limit: Option<(usize, usize)>) -> Report {
-    let mut report = Report { device: device.name(), checks: Vec::new() };
+    let mut report = Report::new("CLIP parity", device.name());
     let wanted = |name: &str| filter.is_none_or(|f| f.split(',').any(|w| name.contains(w.trim())));
     let fixtures = match Fixtures::open().and_then(|f| match limit {
         Some((images, texts)) => f.limit(images, texts),
@@ -403,22 +356,6 @@ fn check_preprocessing(fixtures: &Fixtures, key: &str) -> Res<(bool, String)> {
         if notes.is_empty() { String::new() } else { format!(" [{}]", notes.join("; ")) }
     );
     Ok((passed, summary))
-}
-
-/// Per-row comparison of embeddings `[n, d]`: (max abs diff, least cosine).
-fn compare_rows(got: &[f32], expected: &[f32], d: usize) -> (f64, f64) {
-    let max_abs = got.iter().zip(expected).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max);
-    let min_cos = got
-        .chunks(d)
-        .zip(expected.chunks(d))
-        .map(|(a, b)| {
-            let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            dot / (na * nb)
-        })
-        .fold(1.0, f64::min);
-    (max_abs, min_cos)
 }
 
 /// Embeddings compared as the dtype requires: max abs in f32, cosine in

@@ -15,6 +15,9 @@
 //! arithmetic and one f64 expression are involved, so both languages
 //! produce identical bits.
 
+mod report;
+
+pub use report::{compare_rows, Check, Report};
 use std::path::Path;
 use tessera_tensor::rng::uniform;
 use tessera_tensor::safetensors::save;
