@@ -11,8 +11,8 @@
 //! results go to stdout.
 
 use crate::bench::{time_runs, BenchOptions};
+use crate::ui::{advance, bar, err, Res};
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -132,29 +132,6 @@ pub fn run(args: &ClipArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-type Res<T> = Result<T, String>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
-
-/// A progress bar on stderr (hidden when stderr is not a terminal).
-fn bar(message: &str) -> ProgressBar {
-    let bar = ProgressBar::new(0).with_message(message.to_string());
-    bar.set_style(
-        ProgressStyle::with_template("{msg:<18} [{bar:32}] {pos}/{len} {elapsed}").expect("valid template").progress_chars("=> "),
-    );
-    bar
-}
-
-/// A callback that moves `bar` to (done, total).
-fn advance(bar: &ProgressBar) -> impl FnMut(usize, usize) + '_ {
-    move |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
     }
 }
 

@@ -37,6 +37,8 @@ enum Command {
     Bench(BenchArgs),
     /// CLIP: zero-shot classification, embeddings, benchmark.
     Clip(tessera_cli::clip::ClipArgs),
+    /// BLIP-2: image captioning and visual question answering.
+    Blip2(tessera_cli::blip2::Blip2Args),
 }
 
 #[derive(Args)]
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => bench(&args),
         Command::Clip(args) => tessera_cli::clip::run(&args),
+        Command::Blip2(args) => tessera_cli::blip2::run(&args),
     }
 }
 

@@ -1,0 +1,179 @@
+//! `tessera blip2`: captions and answers for images from a BLIP-2
+//! checkpoint (a local directory or a Hugging Face hub id).
+//!
+//! ```text
+//! tessera blip2 caption --model DIR_OR_ID --image cat.jpg [--image dog.png ...]
+//!     [--prompt "Question: what is this? Answer:"] [--max-new-tokens N] [--num-beams N]
+//!     [--sample --temperature T --top-p P --top-k K --seed S] [--dtype f32|f16|bf16] [--device D] [--json]
+//! ```
+//!
+//! Generation defaults come from the checkpoint's generation_config.json
+//! (greedy unless it sets `do_sample`, its beams, length and stop ids);
+//! flags override them. Progress bars go to stderr; results to stdout.
+
+use crate::clip::require_finite;
+use crate::ui::{advance, bar, err, Res};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tessera_qformer::{load_image, Blip2, Blip2Options, GenerationConfig, ReadMode, RgbImage};
+use tessera_tensor::{DType, Device};
+
+/// `tessera blip2 ...`.
+#[derive(Args)]
+pub struct Blip2Args {
+    #[command(subcommand)]
+    pub command: Blip2Command,
+}
+
+/// The `blip2` subcommands.
+#[derive(Subcommand)]
+pub enum Blip2Command {
+    /// Caption images, or answer a prompt about each.
+    Caption(CaptionArgs),
+}
+
+/// `tessera blip2 caption`.
+#[derive(Args)]
+pub struct CaptionArgs {
+    /// A checkpoint directory (config.json, model.safetensors, tokenizer.json), or a hub id such as Salesforce/blip2-opt-2.7b.
+    #[arg(long)]
+    pub model: String,
+    /// Image files (PNG, JPEG, GIF, BMP, WebP); one caption each.
+    #[arg(long = "image", required = true, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Text the language model continues after the image, e.g. "Question: how many cats are there? Answer:".
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Most tokens to generate (default: generation_config.json's, else 20).
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Beam search with this many beams (1: greedy or sampling).
+    #[arg(long)]
+    pub num_beams: Option<usize>,
+    /// Length penalty of beam search (scores are divided by length^penalty).
+    #[arg(long)]
+    pub length_penalty: Option<f64>,
+    /// Sample instead of taking the most likely token.
+    #[arg(long)]
+    pub sample: bool,
+    /// Sampling temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Keep the smallest set of tokens whose probability reaches P.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Keep the K most likely tokens (0: off).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Seed of the sampler.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Weights and compute dtype: f32, f16 or bf16 (the Q-Former stays in f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Refuse a checkpoint holding tensors the model does not use.
+    #[arg(long)]
+    pub strict: bool,
+    /// Read checkpoint files into memory instead of memory-mapping them; the same as TESSERA_MMAP=0.
+    #[arg(long)]
+    pub no_mmap: bool,
+    /// Print one JSON object: {"captions": [{"image", "text", "token_ids"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a `blip2` subcommand; errors are printed to stderr.
+pub fn run(args: &Blip2Args) -> ExitCode {
+    let outcome = match &args.command {
+        Blip2Command::Caption(a) => caption(a),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The checkpoint's generation defaults with the flags applied.
+pub fn generation_config(defaults: &GenerationConfig, args: &CaptionArgs) -> Res<GenerationConfig> {
+    let mut g = defaults.clone();
+    if let Some(n) = args.max_new_tokens {
+        g.set_max_new_tokens(n);
+    }
+    if let Some(n) = args.num_beams {
+        g.num_beams = n;
+    }
+    if let Some(p) = args.length_penalty {
+        g.length_penalty = p;
+    }
+    if args.sample {
+        g.do_sample = true;
+    }
+    if let Some(t) = args.temperature {
+        g.temperature = t;
+    }
+    if let Some(p) = args.top_p {
+        g.top_p = Some(p);
+    }
+    if let Some(k) = args.top_k {
+        g.top_k = Some(k);
+    }
+    if let Some(s) = args.seed {
+        g.seed = s;
+    }
+    g.validate().map_err(err)?;
+    Ok(g)
+}
+
+fn caption(args: &CaptionArgs) -> Res<()> {
+    let device = Device::parse(&args.device).map_err(err)?;
+    let dtype: DType = args.dtype.parse().map_err(err)?;
+    let images: Vec<RgbImage> = args.images.iter().map(|p| load_image(p).map_err(err)).collect::<Res<_>>()?;
+    let read_mode = if args.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
+    let options = Blip2Options { device, dtype, download_progress: true, read_mode, strict: args.strict };
+    let loading = bar("loading model");
+    let blip2 = Blip2::load_with_progress(&args.model, &options, &mut advance(&loading)).map_err(err)?;
+    loading.finish_and_clear();
+    if !blip2.unused_tensors().is_empty() {
+        eprintln!("warning: {} (--strict refuses such a checkpoint)", blip2.unused_tensors().summary());
+    }
+    let config = generation_config(blip2.generation_config(), args)?;
+    for key in config.unsupported() {
+        eprintln!("warning: generation_config.json sets '{key}', which is not implemented: it is ignored");
+    }
+    for (path, image) in args.images.iter().zip(&images) {
+        blip2.processor().check(image, &path.display().to_string()).map_err(err)?;
+    }
+    let mut results = Vec::with_capacity(images.len());
+    for (path, image) in args.images.iter().zip(&images) {
+        let progress =
+            bar(&format!("captioning {}", path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into())));
+        let features = blip2.image_features(&[image]).map_err(err)?;
+        let projected = features.projection.to_f32_vec().map_err(err)?;
+        require_finite(&format!("the image features of {}", path.display()), &projected)?;
+        let text_ids = blip2.prompt_ids(args.prompt.as_deref()).map_err(err)?;
+        let mut on_token = |step: usize, _id: u32| {
+            progress.set_length(config.max_new_tokens as u64);
+            progress.set_position(step as u64 + 1);
+        };
+        let caption = blip2.generate_from(&features.projection, &text_ids, &config, &mut on_token).map_err(err)?;
+        progress.finish_and_clear();
+        if !args.json {
+            println!("{}: {}", path.display(), caption.text);
+        }
+        results.push((path, caption));
+    }
+    if args.json {
+        let list: Vec<_> =
+            results.iter().map(|(p, c)| json!({"image": p.display().to_string(), "text": c.text, "token_ids": c.token_ids})).collect();
+        println!("{}", json!({ "captions": list }));
+    }
+    Ok(())
+}
