@@ -11,6 +11,7 @@
 //! (greedy unless it sets `do_sample`, its beams, length and stop ids);
 //! flags override them. Progress bars go to stderr; results to stdout.
 
+use crate::blip2_bench;
 use crate::clip::require_finite;
 use crate::ui::{advance, bar, err, Res};
 use clap::{Args, Subcommand};
@@ -32,6 +33,8 @@ pub struct Blip2Args {
 pub enum Blip2Command {
     /// Caption images, or answer a prompt about each.
     Caption(CaptionArgs),
+    /// Time image encoding and greedy generation on a checkpoint, after checking both.
+    Bench(blip2_bench::BenchArgs),
 }
 
 /// `tessera blip2 caption`.
@@ -91,6 +94,7 @@ pub struct CaptionArgs {
 pub fn run(args: &Blip2Args) -> ExitCode {
     let outcome = match &args.command {
         Blip2Command::Caption(a) => caption(a),
+        Blip2Command::Bench(a) => blip2_bench::bench(a),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod blip2;
+pub mod blip2_bench;
 pub mod clip;
 pub mod info;
 pub mod roofline;
