@@ -37,8 +37,8 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/n
 fi
 
 say "cargo test (workspace, without the conformance suites)"
-# The CLIP parity on wgpu runs with the wgpu tests below, timed.
-TESSERA_CLIP_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
+# The CLIP and BLIP-2 parity on wgpu run with the wgpu tests below, timed.
+TESSERA_CLIP_PARITY_WGPU=0 TESSERA_BLIP2_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
 
 # Every loader against seeded corpora of mutated files (docs/fuzzing.md):
 # each case must load or fail with a typed error. The summary lines give
@@ -66,6 +66,13 @@ say "CLIP parity on wgpu"
 clip_start=$(date +%s)
 cargo test -p tessera-clip-parity --test wgpu "$@" -- --nocapture
 echo "CLIP parity on wgpu: $(($(date +%s) - clip_start)) s (with its build)"
+
+# BLIP-2 parity against transformers on wgpu (on lavapipe: the first case of
+# each model, every stage and dtype; see tests/blip2/tests/wgpu.rs).
+say "BLIP-2 parity on wgpu"
+blip2_start=$(date +%s)
+cargo test -p tessera-blip2-parity --test wgpu "$@" -- --nocapture
+echo "BLIP-2 parity on wgpu: $(($(date +%s) - blip2_start)) s (with its build)"
 
 # The CPU backend on aarch64 (the NEON micro-kernel), under qemu-user.
 say "CPU backend on aarch64: unit tests and the conformance suite under qemu"
