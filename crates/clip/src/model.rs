@@ -98,7 +98,7 @@ impl ClipVisionEmbeddings {
         let hidden = self.class_embedding.dims()[0];
         let class = self.class_embedding.reshape(vec![1, 1, hidden])?.broadcast_as(vec![b, 1, hidden])?;
         let x = Tensor::cat(&[&class, &patches], 1)?;
-        Ok(x.add(&self.position_embedding.weight().unsqueeze(0)?)?)
+        Ok(x.add(&self.position_embedding.weight()?.unsqueeze(0)?)?)
     }
 }
 
@@ -124,7 +124,7 @@ impl ClipTextEmbeddings {
         if t > max {
             return Err(Error::invalid("clip text", format!("{t} tokens exceed the {max} positions of the model")));
         }
-        let positions = self.position_embedding.weight().narrow(0, 0, t)?.unsqueeze(0)?;
+        let positions = self.position_embedding.weight()?.narrow(0, 0, t)?.unsqueeze(0)?;
         Ok(self.token_embedding.forward(ids)?.add(&positions)?)
     }
 }
@@ -263,7 +263,7 @@ impl ClipModel {
         vb.finish()?;
         let logit_scale = logit_scale?.to_scalar()?;
         steps.step();
-        let dtype = vb.dtype().unwrap_or(visual_projection.weight().dtype());
+        let dtype = vb.dtype().unwrap_or(visual_projection.rows().dtype());
         Ok(ClipModel { text_model, vision_model, visual_projection, text_projection, logit_scale, config: config.clone(), dtype })
     }
 

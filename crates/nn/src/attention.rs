@@ -248,10 +248,10 @@ impl MultiHeadAttention {
                 "attention",
                 format!(
                     "projections q {:?}, k {:?}, v {:?}, o {:?} do not fit {} heads and {} kv heads of {} features",
-                    q.weight().dims(),
-                    k.weight().dims(),
-                    v.weight().dims(),
-                    o.weight().dims(),
+                    q.rows().dims(),
+                    k.rows().dims(),
+                    v.rows().dims(),
+                    o.rows().dims(),
                     cfg.num_heads,
                     cfg.num_kv_heads,
                     cfg.head_dim

@@ -1,13 +1,14 @@
 //! Token (or position) embedding tables.
 
-use crate::{Error, Module, Result, VarBuilder};
+use crate::{Error, Module, Result, RowBlocks, VarBuilder};
 use tessera_tensor::Tensor;
 
 /// A lookup table `[vocab, dim]`: integer ids of any shape map to
-/// `ids.shape + [dim]`.
+/// `ids.shape + [dim]`. A table larger than one device buffer is held as row
+/// blocks (see [`RowBlocks`]).
 #[derive(Clone, Debug)]
 pub struct Embedding {
-    weight: Tensor,
+    weight: RowBlocks,
 }
 
 impl Embedding {
@@ -16,32 +17,39 @@ impl Embedding {
         if weight.rank() != 2 {
             return Err(Error::invalid("embedding", format!("weight must be [vocab, dim], got shape {:?}", weight.dims())));
         }
-        Ok(Embedding { weight })
+        Ok(Embedding { weight: RowBlocks::new(weight)? })
     }
 
-    /// Loads `weight` `[vocab, dim]`.
+    /// Loads `weight` `[vocab, dim]`, in row blocks where the device bounds
+    /// its buffers.
     pub fn load(vb: &VarBuilder, vocab: usize, dim: usize) -> Result<Embedding> {
-        Ok(Embedding { weight: vb.get((vocab, dim), "weight")? })
+        Ok(Embedding { weight: RowBlocks::load(vb, vocab, dim, "weight")? })
     }
 
-    /// The table `[vocab, dim]`.
-    pub fn weight(&self) -> &Tensor {
+    /// The table `[vocab, dim]` as one tensor (an error when it is held in
+    /// several row blocks; see [`rows`](Embedding::rows)).
+    pub fn weight(&self) -> Result<&Tensor> {
+        self.weight.whole("embedding")
+    }
+
+    /// The table as row blocks (e.g. to tie an output head to it).
+    pub fn rows(&self) -> &RowBlocks {
         &self.weight
     }
 
     /// Number of rows.
     pub fn vocab_size(&self) -> usize {
-        self.weight.dims()[0]
+        self.weight.rows()
     }
 
     /// Width of a row.
     pub fn dim(&self) -> usize {
-        self.weight.dims()[1]
+        self.weight.cols()
     }
 
     /// Rows for `ids` (u8, u32 or i64); an id out of range is an error.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(self.weight.embedding(ids)?)
+        self.weight.lookup(ids)
     }
 }
 

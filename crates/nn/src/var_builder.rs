@@ -303,6 +303,34 @@ impl VarBuilder {
         }
     }
 
+    /// Loads `prefix.name` `[rows, cols]` as consecutive row blocks, each
+    /// within the device's largest buffer ([`Device::max_buffer_bytes`]):
+    /// one block where it fits (or the device has no such limit), else the
+    /// tensor is read and cast on the host and moved block by block. Errors
+    /// as [`get`](VarBuilder::get).
+    pub fn get_row_blocks(&self, rows: usize, cols: usize, name: &str) -> Result<Vec<Tensor>> {
+        let full = self.full_name(name);
+        let stored = self.shared.source.info(&full).map(|(d, _)| d);
+        let dtype = match (self.dtype, stored) {
+            (Some(target), Some(d)) if d.is_float() => target,
+            (_, Some(d)) => d,
+            _ => return Ok(vec![self.get((rows, cols), name)?]),
+        };
+        let row_bytes = cols.saturating_mul(dtype.size_in_bytes()).max(1);
+        let rows_per_block = match self.device.max_buffer_bytes() {
+            Some(limit) if rows.saturating_mul(row_bytes) > limit => (limit / row_bytes).max(1),
+            _ => return Ok(vec![self.get((rows, cols), name)?]),
+        };
+        let host = self.with_device(Device::cpu()).get((rows, cols), name)?;
+        let mut blocks = Vec::with_capacity(rows.div_ceil(rows_per_block));
+        for start in (0..rows).step_by(rows_per_block) {
+            let n = rows_per_block.min(rows - start);
+            let block = host.narrow(0, start, n).and_then(|b| b.contiguous()).and_then(|b| b.to_device(&self.device));
+            blocks.push(block.map_err(|source| Error::Load { name: full.clone(), source })?);
+        }
+        Ok(blocks)
+    }
+
     /// Loads `prefix.name` whatever its shape (for tensors whose shape the
     /// caller reads from the checkpoint). A missing tensor is an error even
     /// in collecting mode, since there is no shape to stand in with.

@@ -57,7 +57,7 @@ impl OptDecoderLayer {
         let attn = vb.pp("self_attn");
         let q = Linear::load(&attn.pp("q_proj"), h, h, bias)?;
         let scale = (c.head_dim() as f64).powf(-0.5);
-        let q = Linear::new(q.weight().mul_scalar(scale)?, q.bias().map(|b| b.mul_scalar(scale)).transpose()?)?;
+        let q = Linear::from_rows(q.rows().map(|w| w.mul_scalar(scale))?, q.bias().map(|b| b.mul_scalar(scale)).transpose()?)?;
         let cfg = AttentionConfig::new(h, c.num_attention_heads).with_causal(true).with_scale(1.0);
         let self_attn = MultiHeadAttention::new(
             q,
@@ -145,7 +145,7 @@ impl OptForCausalLm {
         let lm_head = if vb.contains("lm_head.weight") {
             Linear::load(&vb.pp("lm_head"), e, c.vocab_size, false)?
         } else {
-            Linear::new(embed_tokens.weight().clone(), None)?
+            Linear::from_rows(embed_tokens.rows().clone(), None)?
         };
         Ok(OptForCausalLm {
             embed_tokens,
@@ -171,12 +171,12 @@ impl OptForCausalLm {
 
     /// The device and dtype of the weights.
     pub fn device(&self) -> &Device {
-        self.embed_tokens.weight().device()
+        self.embed_tokens.rows().device()
     }
 
     /// The dtype the model computes in.
     pub fn dtype(&self) -> DType {
-        self.embed_tokens.weight().dtype()
+        self.embed_tokens.rows().dtype()
     }
 
     /// An empty cache.

@@ -286,6 +286,13 @@ pub trait Backend: Send + Sync + Debug {
     fn supports(&self, dtype: DType) -> bool;
     /// Waits until all queued work is done.
     fn synchronize(&self) -> Result<()>;
+    /// The largest buffer one tensor may occupy on this device, when the
+    /// device has such a limit (a GPU API's storage-binding size); `None`
+    /// when only memory bounds it. Layers hold larger weights as row blocks
+    /// (see tessera-nn's `RowBlocks`).
+    fn max_buffer_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// Turns per-kernel device timing on or off; answers whether it is on
     /// (devices without timers answer `false`).

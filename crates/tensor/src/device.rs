@@ -45,6 +45,11 @@ impl Device {
         Arc::ptr_eq(&self.backend, &other.backend)
     }
 
+    /// See [`Backend::max_buffer_bytes`].
+    pub fn max_buffer_bytes(&self) -> Option<usize> {
+        self.backend.max_buffer_bytes()
+    }
+
     pub fn synchronize(&self) -> Result<()> {
         self.backend.synchronize()
     }

@@ -82,6 +82,10 @@ impl Backend for WgpuBackend {
         self.gpu.name.clone()
     }
 
+    fn max_buffer_bytes(&self) -> Option<usize> {
+        usize::try_from(self.gpu.pool.max_bytes()).ok()
+    }
+
     fn info(&self) -> DeviceInfo {
         let a = &self.gpu.adapter;
         let l = &self.gpu.limits;

@@ -73,6 +73,7 @@ impl BufferPool {
         BufferPool { device_name, max_bytes, free: Arc::new(Mutex::new(Free { buffers: HashMap::new(), bytes: 0 })) }
     }
 
+    /// The largest buffer the pool hands out.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
