@@ -311,10 +311,8 @@ impl VarBuilder {
     pub fn get_row_blocks(&self, rows: usize, cols: usize, name: &str) -> Result<Vec<Tensor>> {
         let full = self.full_name(name);
         let stored = self.shared.source.info(&full).map(|(d, _)| d);
-        let dtype = match (self.dtype, stored) {
-            (Some(target), Some(d)) if d.is_float() => target,
-            (_, Some(d)) => d,
-            _ => return Ok(vec![self.get((rows, cols), name)?]),
+        let Some(dtype) = stored.map(|d| self.loaded_dtype(d)) else {
+            return Ok(vec![self.get((rows, cols), name)?]);
         };
         let row_bytes = cols.saturating_mul(dtype.size_in_bytes()).max(1);
         let rows_per_block = match self.device.max_buffer_bytes() {
@@ -374,6 +372,15 @@ impl VarBuilder {
         self.dtype.is_some_and(|d| d.is_float()) && !dtype.is_float()
     }
 
+    /// The dtype a tensor stored as `stored` has once loaded: the builder's
+    /// dtype for a float tensor when it has one, else as stored.
+    fn loaded_dtype(&self, stored: DType) -> DType {
+        match self.dtype {
+            Some(target) if stored.is_float() => target,
+            _ => stored,
+        }
+    }
+
     /// Records `e` in collecting mode and stands in with zeros, else fails.
     /// The stand-in is one zero broadcast to `shape`, so it costs no memory
     /// whatever size a broken config claims.
@@ -383,11 +390,9 @@ impl VarBuilder {
         }
         let name = e.tensor_names().first().map(|s| s.to_string()).unwrap_or_default();
         lock(&self.shared.errors).push(e);
-        let dtype = match (self.dtype, stored) {
-            (Some(target), Some(d)) if d.is_float() => target,
-            (_, Some(d)) => d,
-            (Some(target), None) => target,
-            (None, None) => DType::F32,
+        let dtype = match stored {
+            Some(d) => self.loaded_dtype(d),
+            None => self.dtype.unwrap_or(DType::F32),
         };
         let zero = Tensor::zeros(vec![1; shape.len()], dtype, &self.device).map_err(|source| Error::Load { name: name.clone(), source })?;
         zero.broadcast_as(shape.to_vec()).map_err(|source| Error::Load { name, source })
@@ -398,12 +403,14 @@ impl VarBuilder {
             Ok(t) => t,
             Err(source) => return Err(Error::Load { name: full, source }),
         };
-        let t = match self.dtype {
-            Some(target) if t.dtype().is_float() && t.dtype() != target => match t.to_dtype(target) {
+        let target = self.loaded_dtype(t.dtype());
+        let t = if target == t.dtype() {
+            t
+        } else {
+            match t.to_dtype(target) {
                 Ok(t) => t,
                 Err(source) => return Err(Error::Load { name: full, source }),
-            },
-            _ => t,
+            }
         };
         lock(&self.shared.used).insert(full);
         Ok(t)
