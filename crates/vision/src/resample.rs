@@ -5,12 +5,11 @@
 //!
 //! The convolution filters (libImaging/Resample.c):
 //!
-//! - Separable: a horizontal pass over the source rows the vertical pass
-//!   needs, rounded to u8, then a vertical pass, rounded to u8. An axis whose
-//!   size does not change is not filtered. This is the order of Pillow's
-//!   libImaging/Resample.c up to 12.x; Pillow 13.0's wheels run the vertical
-//!   pass first for some sizes (every width-growing, height-shrinking resize,
-//!   and some where both shrink), where results can differ by one level.
+//! - Separable: one pass per axis whose size changes, each rounded to u8.
+//!   The horizontal pass runs first (over only the source rows the vertical
+//!   taps reach) unless the height shrinks by more than twice as many pixels
+//!   as the width, when Pillow 13 runs the vertical pass first; the two
+//!   orders can differ by one level, so the order is Pillow's.
 //! - For each output index `x`, the filter is centred at `(x + 0.5) * scale`
 //!   in source coordinates (`scale = in / out`). When shrinking, the filter is
 //!   stretched by `scale` (its support grows and its argument shrinks), which
@@ -205,58 +204,74 @@ pub fn resize(src: &RgbImage, width: u32, height: u32, filter: Filter) -> RgbIma
     }
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
     let (out_w, out_h) = (width as usize, height as usize);
-    let vertical = Taps::new(in_h, out_h, filter);
-    let (first_row, rows) = if out_h != in_h {
-        let (start, _) = vertical.bounds[0];
-        let (last_start, last_n) = vertical.bounds[out_h - 1];
-        (start, last_start + last_n - start)
-    } else {
-        (0, in_h)
-    };
-
     let src = src.as_raw();
-    let horizontal_pass;
-    let (rows_buf, buf_w): (&[u8], usize) = if out_w != in_w {
-        let taps = Taps::new(in_w, out_w, filter);
-        let mut out = vec![0u8; rows * out_w * 3];
-        out.par_chunks_mut(out_w * 3).enumerate().for_each(|(y, row)| {
-            let line = &src[(first_row + y) * in_w * 3..(first_row + y + 1) * in_w * 3];
-            for (xx, px) in row.chunks_exact_mut(3).enumerate() {
-                let (start, k) = taps.of(xx);
-                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
-                for (i, &w) in k.iter().enumerate() {
-                    let s = &line[(start + i) * 3..(start + i) * 3 + 3];
-                    for c in 0..3 {
-                        acc[c] += s[c] as i32 * w;
-                    }
-                }
+    let horizontal = (out_w != in_w).then(|| Taps::new(in_w, out_w, filter));
+    let vertical = (out_h != in_h).then(|| Taps::new(in_h, out_h, filter));
+    let out = match (horizontal, vertical) {
+        (None, None) => src.to_vec(),
+        (Some(h), None) => horizontal_pass(src, in_w, 0..in_h, &h),
+        (None, Some(v)) => vertical_pass(src, in_w, 0, &v),
+        (Some(h), Some(v)) if vertical_first(in_w, in_h, out_w, out_h) => {
+            horizontal_pass(&vertical_pass(src, in_w, 0, &v), in_w, 0..out_h, &h)
+        }
+        (Some(h), Some(v)) => {
+            // Only the source rows the vertical taps reach are filtered.
+            let first = v.bounds[0].0;
+            let (last_start, last_n) = v.bounds[out_h - 1];
+            vertical_pass(&horizontal_pass(src, in_w, first..last_start + last_n, &h), out_w, first, &v)
+        }
+    };
+    RgbImage::from_raw(width, height, out).expect("buffer holds height * width pixels")
+}
+
+/// Pillow 13's pass order: vertical first when the height shrinks by more
+/// than twice as many pixels as the width does (the sizes' differences, in
+/// integers, as libImaging/Resample.c compares them).
+fn vertical_first(in_w: usize, in_h: usize, out_w: usize, out_h: usize) -> bool {
+    let dh = in_h as i64 - out_h as i64;
+    let dw = in_w as i64 - out_w as i64;
+    dh > 0 && dh > dw * 2
+}
+
+/// Filters `rows` of an interleaved RGB image `in_w` pixels wide along x.
+fn horizontal_pass(src: &[u8], in_w: usize, rows: std::ops::Range<usize>, taps: &Taps) -> Vec<u8> {
+    let out_w = taps.bounds.len();
+    let mut out = vec![0u8; rows.len() * out_w * 3];
+    out.par_chunks_mut(out_w * 3).enumerate().for_each(|(y, row)| {
+        let line = &src[(rows.start + y) * in_w * 3..(rows.start + y + 1) * in_w * 3];
+        for (xx, px) in row.chunks_exact_mut(3).enumerate() {
+            let (start, k) = taps.of(xx);
+            let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+            for (i, &w) in k.iter().enumerate() {
+                let s = &line[(start + i) * 3..(start + i) * 3 + 3];
                 for c in 0..3 {
-                    px[c] = clip8(acc[c]);
+                    acc[c] += s[c] as i32 * w;
                 }
             }
-        });
-        horizontal_pass = out;
-        (&horizontal_pass, out_w)
-    } else {
-        (&src[first_row * in_w * 3..(first_row + rows) * in_w * 3], in_w)
-    };
+            for c in 0..3 {
+                px[c] = clip8(acc[c]);
+            }
+        }
+    });
+    out
+}
 
-    if out_h == in_h {
-        return RgbImage::from_raw(width, height, rows_buf.to_vec()).expect("buffer holds height * width pixels");
-    }
-    let mut out = vec![0u8; out_h * buf_w * 3];
-    out.par_chunks_mut(buf_w * 3).enumerate().for_each(|(yy, row)| {
-        let (start, k) = vertical.of(yy);
+/// Filters an interleaved RGB image `width` pixels wide along y; its first
+/// row is source row `first_row`.
+fn vertical_pass(src: &[u8], width: usize, first_row: usize, taps: &Taps) -> Vec<u8> {
+    let mut out = vec![0u8; taps.bounds.len() * width * 3];
+    out.par_chunks_mut(width * 3).enumerate().for_each(|(yy, row)| {
+        let (start, k) = taps.of(yy);
         let start = start - first_row;
         for (x, px) in row.iter_mut().enumerate() {
             let mut acc = 1i32 << (PRECISION_BITS - 1);
             for (i, &w) in k.iter().enumerate() {
-                acc += rows_buf[(start + i) * buf_w * 3 + x] as i32 * w;
+                acc += src[(start + i) * width * 3 + x] as i32 * w;
             }
             *px = clip8(acc);
         }
     });
-    RgbImage::from_raw(width, height, out).expect("buffer holds height * width pixels")
+    out
 }
 
 /// The source index of every output index along one axis, as Pillow's
@@ -326,8 +341,7 @@ mod tests {
     fn matches_pillow_bit_for_bit() {
         // `Image.fromarray(pattern).resize((w, h), resample=code, reducing_gap=None)`
         // with Pillow 13.0, as hex RGB bytes: shrinking, enlarging, one axis,
-        // and width shrinking while height grows (see the module docs for
-        // the sizes where Pillow 13 runs the vertical pass first).
+        // width shrinking while height grows, and both pass orders.
         let cases = [
         (Filter::Nearest, 5, 4, "87bcf1df14496398cde71c513f74a94b80b5bff4296da2d71b50858fc4f90f44799fd40977ace14f84b9df1449d3083d7fb4e981b6eb83b8ed2f6499"),
         (Filter::Nearest, 8, 6, "00356a4a7fb494c9feb9ee2303386d285d9272a7dcbcf126b6eb201c518682b7ecb5ea1f1b50854e83b8b4e91e1a4f8411467b85baeff92e6333689da7dc11e1164b558abfc9fe33c7fc31578cc1e71c512f6499bff429073c7197cc01275c9122578cc0f52a5e93c8ade2174b80b59acf04386da2d60b40d80d4292c7fc4c81b6a9de136398cdc0f52a7aafe434699e"),
@@ -341,6 +355,12 @@ mod tests {
         (Filter::Bicubic, 5, 4, "65828f7a87937b7d86707e8b7693737e8580908c868b827a808181899191709a7a80806e92897e7d84698c688283669685758c777a7d7f7c8681619c"),
         (Filter::Bicubic, 8, 6, "2965a17496907c87b490946d60648f6c787d5e80988fcb53a698747a777872789a878e75747b978a91958b88676a5c8f527e86949295a4927d8d857f8e846a856e758081a193c59c7bb667777c718d7b668d847f859d7d558e80ad80436f53926677a5759d73676b8c988b72996b808e77617f6393956ba09b447b7b7cb8a75b895a8e6872709369a1838e5b986e6196"),
         (Filter::Bicubic, 16, 12, "002e6314497d3468a5518bca71b2e99acfffb8ff43e964258c084f0038702157993e80b766a0e889bd76a7dc00c2f71f3165ad4d91d77bc58dada24fb23f7e386a9f53907f7c7c8f7b7abd69a4b78dbf42b84563544a9b327c9066a97992c69b86bf8daf93bb9aa771928d37a32a7526649a508f7b817d8f817ec76fafcb9bd854d55c7f726d5b5865666c50a23f78ccaae91de04c42762b791d6ba15c9abb91afe7a8e943df6c399b27641d5e805776b76caaf09ce962db9031ba26671e5c79194f6b43649d6596e48cd6b6c8e02cf83768565e8d5088cb85be89b0b710d616502e468b3882a978a8dda9cbc2bff4293b70cc76c167c48f67b65f855e937e9b80b68abb54b777679d5e7c5e8c7ca87aad84b73cb65e69865bb454afc8a6d9a79bcea57dbf42a2674e9e48775389729478af87b851b87968a964825296884189c788d461d98a32b545485e52934d92dbc4f52d366c6d2966b270b784a5bc09e222534e5585548ecfa3d19da0d82c0d42644b69b776c03dbf7f1eba1f662b52872a5e7b4e8dcfa2de828dc333154978628cc499dc35e77340b84a934ea39595c504e22d4768548154a4cba88ac1cd02374b9bdcab4e8d92635b4a99865587cdaf366d5f79659096a7c060a4972e5e4f8569a98cb7b536776d4d895394c8b480b5a57eb3a73266674c8b6188cbb77cb1ab2d646174634197ab776caaad41685b937a50a2cda660989f34695f588d61ade2e40035534d8255b3e8c399cee51d554684bda6e326417536114ca179babcc7fb23275b70499ddcb7689db9134828699e"),
+        // The pass order: 12x3 and 20x4 run vertical first, 6x2 horizontal
+        // first; each differs from the other order in places.
+        (Filter::Bicubic, 12, 3, "54837c7f77a172967a8d72a06a9c9899876774639864917e8c718f668b8f85827079ac7d6ca67e7888738e83877e93699a7b83908a7a978c7b70807676867e9a875b916e9d798e8f87728e765e8a76a295885f8c85716d7494748c649e78945a7880898b6689885a8b7a66a1"),
+        (Filter::Bicubic, 20, 4, "467f7e5c789b747aae69a375818a759a5e9b627cbf5ba19e81b458a76a708e51964477b0579d7f7c966d995e976d769b558e857e8457809c6a79b2845d9878798b73977b778673a07e8d8e84a76ba6799a99828e73a85e9f74889a7089659c5d8a747c92689266918a8095759a887a9472ad83969975b87e79b781669f7f5d857c938d7a7f956657905796628596717d6ea359aa7b8fb57b9783a86a568e685a7b709780779b7f56937755906793826098775e8e9060978c4f8b814e856b9aa37c95aa99639e904c8e826f6b73a84d65848a7260a692548e86945b75a85f6c74a98563a5935a918352877a689d757cb1"),
+        (Filter::Bicubic, 6, 2, "6d878482868a8b8a81787c827e8283819280797f86827f83887f7881847b837a7a866794"),
+        (Filter::Lanczos, 12, 3, "547e7e7f78a1729579916da963a699a0865e70599f5f977e90718e63899684846d7ab07b6bac7c7e85768888807e91699979828f897ca08e7d6c826f7980859a8c53926ca1788a91876e8e71618b77a893885590837568719a708f5ba97699537584878d638e895a857a63a2"),
         ];
         for (filter, w, h, hex) in cases {
             let expected: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
