@@ -443,6 +443,18 @@ def checkpoint_tensors(model: torch.nn.Module, layout: str, tied: bool) -> list[
     return out
 
 
+def split_qkv_bias(name: str, shape: tuple[int, ...], layout: str) -> np.ndarray | None:
+    """In the 4.x layout a vision layer's qkv bias is stored as `q_bias` and
+    `v_bias` (the k part is zero): the fused bias seeded from those two."""
+    if layout == "4.x" and name.startswith("vision_model.") and name.endswith("self_attn.qkv.bias"):
+        stem = name[: -len("qkv.bias")]
+        width = shape[0] // 3
+        q = seeded_tensor(stem + "q_bias", (width,))
+        v = seeded_tensor(stem + "v_bias", (width,))
+        return np.concatenate([q, np.zeros(width, dtype=np.float32), v])
+    return None
+
+
 def fill_model(model: torch.nn.Module, layout: str, tied: bool) -> None:
     """Seeds every tensor as the Rust side does from tensors.json."""
     embed = "language_model.model.decoder.embed_tokens.weight"
@@ -450,13 +462,7 @@ def fill_model(model: torch.nn.Module, layout: str, tied: bool) -> None:
     def special(name: str, shape: tuple[int, ...]) -> np.ndarray | None:
         if tied and name == "language_model.lm_head.weight":
             return seeded_tensor(embed, shape)
-        if layout == "4.x" and name.startswith("vision_model.") and name.endswith("self_attn.qkv.bias"):
-            stem = name[: -len("qkv.bias")]
-            width = shape[0] // 3
-            q = seeded_tensor(stem + "q_bias", (width,))
-            v = seeded_tensor(stem + "v_bias", (width,))
-            return np.concatenate([q, np.zeros(width, dtype=np.float32), v])
-        return None
+        return split_qkv_bias(name, shape, layout)
 
     fill_seeded(model, special)
     sd = model.state_dict()
@@ -678,9 +684,11 @@ EOS = {"opt27b": NEWLINE_ID, "tiny": 813, "tiny_postln": 643}
 def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # fixtures/retrieval/ is generate_retrieval_fixtures.py's.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for entry in OUT.iterdir():
+        if entry.name != "retrieval":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
     tok = train_tokenizer(OUT / "tokenizer")
     assert tok("\n", add_special_tokens=False)["input_ids"] == [NEWLINE_ID], "\\n must be one token"

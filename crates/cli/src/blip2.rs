@@ -5,7 +5,13 @@
 //! tessera blip2 caption --model DIR_OR_ID --image cat.jpg [--image dog.png ...]
 //!     [--prompt "Question: what is this? Answer:"] [--max-new-tokens N] [--num-beams N]
 //!     [--sample --temperature T --top-p P --top-k K --seed S] [--dtype f32|f16|bf16] [--device D] [--json]
+//! tessera blip2 match --model DIR_OR_ID --image cat.jpg [--image ...] --text "a cat" [--text ...]
+//!     [--dtype f32|f16|bf16] [--device D] [--json]
 //! ```
+//!
+//! `match` runs a `Blip2ForImageTextRetrieval` checkpoint (such as
+//! Salesforce/blip2-itm-vit-g): every image against every text, the
+//! matching head's probability and the contrastive head's similarity.
 //!
 //! Generation defaults come from the checkpoint's generation_config.json
 //! (greedy unless it sets `do_sample`, its beams, length and stop ids);
@@ -18,7 +24,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera_qformer::{load_image, Blip2, Blip2Options, GenerationConfig, ReadMode, RgbImage};
+use tessera_qformer::{load_image, Blip2, Blip2Options, Blip2Retrieval, GenerationConfig, ReadMode, RgbImage};
 use tessera_tensor::{DType, Device};
 
 /// `tessera blip2 ...`.
@@ -33,6 +39,8 @@ pub struct Blip2Args {
 pub enum Blip2Command {
     /// Caption images, or answer a prompt about each.
     Caption(CaptionArgs),
+    /// Score images against texts with a retrieval checkpoint (image-text matching and contrastive heads).
+    Match(MatchArgs),
     /// Time image encoding and greedy generation on a checkpoint, after checking both.
     Bench(blip2_bench::BenchArgs),
 }
@@ -90,10 +98,37 @@ pub struct CaptionArgs {
     pub json: bool,
 }
 
+/// `tessera blip2 match`.
+#[derive(Args)]
+pub struct MatchArgs {
+    /// A Blip2ForImageTextRetrieval checkpoint directory (config.json, model.safetensors, tokenizer.json), or a hub id such as Salesforce/blip2-itm-vit-g.
+    #[arg(long)]
+    pub model: String,
+    /// Image files (PNG, JPEG, GIF, BMP, WebP).
+    #[arg(long = "image", required = true, num_args = 1..)]
+    pub images: Vec<PathBuf>,
+    /// Texts to score against every image.
+    #[arg(long = "text", required = true, num_args = 1..)]
+    pub texts: Vec<String>,
+    /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Weights and compute dtype: f32, f16 or bf16 (the Q-Former stays in f32).
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Refuse a checkpoint holding tensors the model does not use.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print one JSON object: {"scores": [{"image", "text", "itm_probability", "itc_similarity"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Runs a `blip2` subcommand; errors are printed to stderr.
 pub fn run(args: &Blip2Args) -> ExitCode {
     let outcome = match &args.command {
         Blip2Command::Caption(a) => caption(a),
+        Blip2Command::Match(a) => match_texts(a),
         Blip2Command::Bench(a) => blip2_bench::bench(a),
     };
     match outcome {
@@ -178,6 +213,50 @@ fn caption(args: &CaptionArgs) -> Res<()> {
         let list: Vec<_> =
             results.iter().map(|(p, c)| json!({"image": p.display().to_string(), "text": c.text, "token_ids": c.token_ids})).collect();
         println!("{}", json!({ "captions": list }));
+    }
+    Ok(())
+}
+
+fn match_texts(args: &MatchArgs) -> Res<()> {
+    let device = Device::parse(&args.device).map_err(err)?;
+    let dtype: DType = args.dtype.parse().map_err(err)?;
+    let images: Vec<RgbImage> = args.images.iter().map(|p| load_image(p).map_err(err)).collect::<Res<_>>()?;
+    let options = Blip2Options { device, dtype, download_progress: true, read_mode: ReadMode::from_env(), strict: args.strict };
+    let loading = bar("loading model");
+    let model = Blip2Retrieval::load_with_progress(&args.model, &options, &mut advance(&loading)).map_err(err)?;
+    loading.finish_and_clear();
+    if !model.unused_tensors().is_empty() {
+        eprintln!("warning: {} (--strict refuses such a checkpoint)", model.unused_tensors().summary());
+    }
+    for (path, image) in args.images.iter().zip(&images) {
+        model.processor().check(image, &path.display().to_string()).map_err(err)?;
+    }
+    let refs: Vec<&RgbImage> = images.iter().collect();
+    let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let scoring = bar("scoring");
+    let scores = model.scores(&refs, &texts).map_err(err)?;
+    scoring.finish_and_clear();
+    let flat: Vec<f32> = scores.iter().flatten().flat_map(|s| [s.itm_probability, s.itc_similarity]).collect();
+    require_finite("the scores", &flat)?;
+    if args.json {
+        let list: Vec<_> = args
+            .images
+            .iter()
+            .zip(&scores)
+            .flat_map(|(path, row)| {
+                texts.iter().zip(row).map(move |(text, s)| {
+                    json!({"image": path.display().to_string(), "text": text, "itm_probability": s.itm_probability, "itc_similarity": s.itc_similarity})
+                })
+            })
+            .collect();
+        println!("{}", json!({ "scores": list }));
+        return Ok(());
+    }
+    for (path, row) in args.images.iter().zip(&scores) {
+        println!("{}", path.display());
+        for (text, s) in texts.iter().zip(row) {
+            println!("  match {:5.1}%  similarity {:+.4}  {text}", s.itm_probability * 100.0, s.itc_similarity);
+        }
     }
     Ok(())
 }

@@ -7,7 +7,6 @@
 
 use crate::Result;
 use std::path::Path;
-use tessera_hf::config::MAX_IMAGE_SIDE;
 use tessera_hf::config::{parse_object, read_object, sub_config};
 use tessera_hf::ConfigCheck;
 use tessera_hf::Fields;
@@ -237,8 +236,8 @@ fn vision_config(f: &Fields<'_>) -> Result<ClipVisionConfig> {
         num_hidden_layers: f.layers("num_hidden_layers", d.num_hidden_layers)?,
         num_attention_heads: f.positive("num_attention_heads", d.num_attention_heads)?,
         num_channels: f.positive("num_channels", d.num_channels)?,
-        image_size: positive_square(f, "image_size", d.image_size)?,
-        patch_size: positive_square(f, "patch_size", d.patch_size)?,
+        image_size: f.image_side("image_size", d.image_size)?,
+        patch_size: f.image_side("patch_size", d.patch_size)?,
         hidden_act: f.activation("hidden_act", d.hidden_act)?,
         layer_norm_eps: f.epsilon("layer_norm_eps", d.layer_norm_eps)?,
     };
@@ -247,16 +246,6 @@ fn vision_config(f: &Fields<'_>) -> Result<ClipVisionConfig> {
         return Err(f.error("patch_size", format!("patch {} is larger than the image ({})", c.patch_size, c.image_size)));
     }
     Ok(c)
-}
-
-/// `key` as a positive square size (an integer or `[n, n]`) of at most
-/// [`MAX_IMAGE_SIDE`].
-fn positive_square(f: &Fields<'_>, key: &str, default: usize) -> Result<usize> {
-    match f.square(key, default)? {
-        0 => Err(f.error(key, "must be positive")),
-        v if v > MAX_IMAGE_SIDE => Err(f.error(key, format!("{v} pixels is larger than any model's input (at most {MAX_IMAGE_SIDE})"))),
-        v => Ok(v),
-    }
 }
 
 #[cfg(test)]

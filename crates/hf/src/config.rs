@@ -168,6 +168,18 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// `key` as an image size in pixels: a positive [`square`](Self::square)
+    /// size of at most [`MAX_IMAGE_SIDE`].
+    pub fn image_side(&self, key: &str, default: usize) -> Result<usize> {
+        match self.square(key, default)? {
+            0 => Err(self.error(key, "must be positive")),
+            v if v > MAX_IMAGE_SIDE => {
+                Err(self.error(key, format!("{v} pixels is larger than any model's input (at most {MAX_IMAGE_SIDE})")))
+            }
+            v => Ok(v),
+        }
+    }
+
     /// `key` as a token id; transformers also allows a list, whose first
     /// entry is then the id.
     pub fn token_id(&self, key: &str, default: u32) -> Result<u32> {

@@ -79,6 +79,7 @@ use std::path::Path;
 
 use crate::sampling::{LogitsProcessor, SamplingConfig};
 use crate::{Error, Result};
+use serde_json::Value;
 use tessera_tensor::Tensor;
 
 /// What generation drives: a causal LM holding per-row state (KV caches)
@@ -279,14 +280,14 @@ impl GenerationConfig {
     /// Wrong types are errors naming the field and `file`.
     pub fn from_json(text: &str, file: &str) -> Result<Self> {
         let bad = |msg: String| Error::invalid("generation_config", format!("{file}: {msg}"));
-        let value = json::parse(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-        let json::Value::Object(entries) = value else {
+        let value: Value = serde_json::from_str(text).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let Value::Object(entries) = value else {
             return Err(bad("the top level is not a JSON object".into()));
         };
         let mut c = GenerationConfig::default();
-        // Python's json keeps the last of duplicate keys: so does this loop.
+        // Duplicate keys keep the last value, as in Python's json.
         for (key, v) in &entries {
-            if matches!(v, json::Value::Null) {
+            if v.is_null() {
                 continue;
             }
             let field = Field { key, value: v, file };
@@ -300,9 +301,9 @@ impl GenerationConfig {
                 "repetition_penalty" => c.repetition_penalty = field.float()?,
                 "early_stopping" => {
                     c.early_stopping = match v {
-                        json::Value::Bool(false) => EarlyStopping::Heuristic,
-                        json::Value::Bool(true) => EarlyStopping::Always,
-                        json::Value::String(s) if s == "never" => EarlyStopping::Never,
+                        Value::Bool(false) => EarlyStopping::Heuristic,
+                        Value::Bool(true) => EarlyStopping::Always,
+                        Value::String(s) if s == "never" => EarlyStopping::Never,
                         _ => return Err(field.wrong("a boolean or \"never\"")),
                     }
                 }
@@ -315,7 +316,7 @@ impl GenerationConfig {
                 "max_length" => c.max_length = Some(field.uint()?),
                 "eos_token_id" => {
                     c.eos_token_ids = match v {
-                        json::Value::Array(items) => {
+                        Value::Array(items) => {
                             items.iter().map(|item| Field { key, value: item, file }.token_id()).collect::<Result<Vec<_>>>()?
                         }
                         _ => vec![field.token_id()?],
@@ -397,55 +398,64 @@ impl GenerationConfig {
 /// One key of the file, for typed reads with errors that name it.
 struct Field<'a> {
     key: &'a str,
-    value: &'a json::Value,
+    value: &'a Value,
     file: &'a str,
 }
 
 impl Field<'_> {
     fn wrong(&self, expected: &str) -> Error {
-        Error::invalid(
-            "generation_config",
-            format!("{}: field '{}' must be {expected}, got {}", self.file, self.key, self.value.describe()),
-        )
+        Error::invalid("generation_config", format!("{}: field '{}' must be {expected}, got {}", self.file, self.key, describe(self.value)))
     }
 
     fn bool(&self) -> Result<bool> {
-        match self.value {
-            json::Value::Bool(b) => Ok(*b),
-            _ => Err(self.wrong("a boolean")),
-        }
+        self.value.as_bool().ok_or_else(|| self.wrong("a boolean"))
     }
 
     fn float(&self) -> Result<f64> {
         match self.value {
-            json::Value::Number(n) => n.text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| self.wrong("a finite number")),
+            Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| self.wrong("a finite number")),
             _ => Err(self.wrong("a number")),
         }
     }
 
-    fn uint(&self) -> Result<usize> {
+    /// An integer as written (`1.0` is a float in Python's json, as here).
+    fn integer(&self) -> Option<Result<u64>> {
         match self.value {
-            json::Value::Number(n) if n.is_integer() => n.text.parse::<usize>().map_err(|_| self.wrong("a non-negative integer")),
-            _ => Err(self.wrong("a non-negative integer")),
+            Value::Number(n) if n.is_u64() => n.as_u64().map(Ok),
+            Value::Number(n) if n.is_i64() => Some(Err(self.wrong("not negative"))),
+            _ => None,
+        }
+    }
+
+    fn uint(&self) -> Result<usize> {
+        match self.integer() {
+            Some(n) => usize::try_from(n?).map_err(|_| self.wrong("a non-negative integer")),
+            None => Err(self.wrong("a non-negative integer")),
         }
     }
 
     fn token_id(&self) -> Result<u32> {
-        match self.value {
-            json::Value::Number(n) if n.is_integer() => n.text.parse::<u32>().map_err(|_| self.wrong("a token id (an integer in 0..2^32)")),
-            _ => Err(self.wrong("a token id (an integer)")),
+        match self.integer() {
+            Some(n) => u32::try_from(n?).map_err(|_| self.wrong("a token id (an integer in 0..2^32)")),
+            None => Err(self.wrong("a token id (an integer)")),
         }
+    }
+}
+
+/// A short description of a value for error messages.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null | Value::Bool(_) | Value::Number(_) => v.to_string(),
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
     }
 }
 
 /// Keys set to values that change transformers' results but that
 /// [`generate`] does not implement.
-fn unsupported_keys(entries: &[(String, json::Value)], do_sample: bool) -> Vec<String> {
-    use json::Value;
-    let num = |v: &Value| match v {
-        Value::Number(n) => n.text.parse::<f64>().ok(),
-        _ => None,
-    };
+fn unsupported_keys(entries: &serde_json::Map<String, Value>, do_sample: bool) -> Vec<String> {
+    let num = |v: &Value| v.as_f64();
     let set = |v: &Value| match v {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),
@@ -792,240 +802,4 @@ fn beam_search<D: CausalDecoder>(
         _ => StopReason::MaxNewTokens,
     };
     Ok(Generated { token_ids: best.tokens, stop, score: Some(best.score as f64) })
-}
-
-/// A small strict JSON reader (the crate has no JSON dependency): objects
-/// keep their keys in order, duplicates included; numbers keep their text
-/// so integers and floats stay distinct, as in Python's `json`.
-mod json {
-    /// A JSON value.
-    #[derive(Clone, Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Number(Number),
-        String(String),
-        Array(Vec<Value>),
-        Object(Vec<(String, Value)>),
-    }
-
-    /// A number as written.
-    #[derive(Clone, Debug, PartialEq)]
-    pub struct Number {
-        pub text: String,
-    }
-
-    impl Number {
-        /// Written without fraction or exponent (a Python `int`).
-        pub fn is_integer(&self) -> bool {
-            !self.text.contains(['.', 'e', 'E'])
-        }
-    }
-
-    impl Value {
-        /// A short description for error messages.
-        pub fn describe(&self) -> String {
-            match self {
-                Value::Null => "null".into(),
-                Value::Bool(b) => b.to_string(),
-                Value::Number(n) => n.text.clone(),
-                Value::String(s) => format!("the string {s:?}"),
-                Value::Array(_) => "a list".into(),
-                Value::Object(_) => "an object".into(),
-            }
-        }
-    }
-
-    /// Parses a whole document.
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("unexpected trailing data at byte {}", p.i));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-        depth: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-                self.i += 1;
-            }
-        }
-
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("{what} at byte {}", self.i))
-        }
-
-        fn eat(&mut self, lit: &str) -> bool {
-            if self.s[self.i..].starts_with(lit.as_bytes()) {
-                self.i += lit.len();
-                true
-            } else {
-                false
-            }
-        }
-
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            let Some(&c) = self.s.get(self.i) else { return self.err("unexpected end") };
-            match c {
-                b'{' | b'[' => {
-                    self.depth += 1;
-                    if self.depth > 128 {
-                        return self.err("nesting too deep");
-                    }
-                    let v = if c == b'{' { self.object() } else { self.array() };
-                    self.depth -= 1;
-                    v
-                }
-                b'"' => self.string().map(Value::String),
-                b't' if self.eat("true") => Ok(Value::Bool(true)),
-                b'f' if self.eat("false") => Ok(Value::Bool(false)),
-                b'n' if self.eat("null") => Ok(Value::Null),
-                b'-' | b'0'..=b'9' => self.number(),
-                _ => self.err("unexpected character"),
-            }
-        }
-
-        fn object(&mut self) -> Result<Value, String> {
-            self.i += 1;
-            let mut entries = Vec::new();
-            self.ws();
-            if self.eat("}") {
-                return Ok(Value::Object(entries));
-            }
-            loop {
-                self.ws();
-                if self.s.get(self.i) != Some(&b'"') {
-                    return self.err("expected a key");
-                }
-                let key = self.string()?;
-                self.ws();
-                if !self.eat(":") {
-                    return self.err("expected ':'");
-                }
-                let v = self.value()?;
-                entries.push((key, v));
-                self.ws();
-                if self.eat(",") {
-                    continue;
-                }
-                if self.eat("}") {
-                    return Ok(Value::Object(entries));
-                }
-                return self.err("expected ',' or '}'");
-            }
-        }
-
-        fn array(&mut self) -> Result<Value, String> {
-            self.i += 1;
-            let mut items = Vec::new();
-            self.ws();
-            if self.eat("]") {
-                return Ok(Value::Array(items));
-            }
-            loop {
-                items.push(self.value()?);
-                self.ws();
-                if self.eat(",") {
-                    continue;
-                }
-                if self.eat("]") {
-                    return Ok(Value::Array(items));
-                }
-                return self.err("expected ',' or ']'");
-            }
-        }
-
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.i;
-            let digits = |p: &mut Self| {
-                let from = p.i;
-                while p.i < p.s.len() && p.s[p.i].is_ascii_digit() {
-                    p.i += 1;
-                }
-                p.i > from
-            };
-            self.eat("-");
-            if !digits(self) {
-                return self.err("expected digits");
-            }
-            if self.eat(".") && !digits(self) {
-                return self.err("expected digits after '.'");
-            }
-            if self.eat("e") || self.eat("E") {
-                let _ = self.eat("+") || self.eat("-");
-                if !digits(self) {
-                    return self.err("expected exponent digits");
-                }
-            }
-            let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
-            Ok(Value::Number(Number { text }))
-        }
-
-        fn hex4(&mut self) -> Result<u32, String> {
-            let h = self.s.get(self.i..self.i + 4).and_then(|b| std::str::from_utf8(b).ok());
-            match h.and_then(|h| u32::from_str_radix(h, 16).ok()) {
-                Some(v) => {
-                    self.i += 4;
-                    Ok(v)
-                }
-                None => self.err("bad \\u escape"),
-            }
-        }
-
-        fn string(&mut self) -> Result<String, String> {
-            self.i += 1;
-            let mut out = String::new();
-            loop {
-                let start = self.i;
-                while self.i < self.s.len() && !matches!(self.s[self.i], b'"' | b'\\') && self.s[self.i] >= 0x20 {
-                    self.i += 1;
-                }
-                out.push_str(std::str::from_utf8(&self.s[start..self.i]).map_err(|_| format!("invalid UTF-8 at byte {start}"))?);
-                match self.s.get(self.i) {
-                    Some(b'"') => {
-                        self.i += 1;
-                        return Ok(out);
-                    }
-                    Some(b'\\') => {
-                        self.i += 1;
-                        let Some(&e) = self.s.get(self.i) else { return self.err("unterminated string") };
-                        self.i += 1;
-                        match e {
-                            b'"' => out.push('"'),
-                            b'\\' => out.push('\\'),
-                            b'/' => out.push('/'),
-                            b'b' => out.push('\u{8}'),
-                            b'f' => out.push('\u{c}'),
-                            b'n' => out.push('\n'),
-                            b'r' => out.push('\r'),
-                            b't' => out.push('\t'),
-                            b'u' => {
-                                let mut c = self.hex4()?;
-                                if (0xD800..0xDC00).contains(&c) && self.eat("\\u") {
-                                    let lo = self.hex4()?;
-                                    if (0xDC00..0xE000).contains(&lo) {
-                                        c = 0x10000 + ((c - 0xD800) << 10) + (lo - 0xDC00);
-                                    }
-                                }
-                                out.push(char::from_u32(c).unwrap_or('\u{FFFD}'));
-                            }
-                            _ => return self.err("bad escape"),
-                        }
-                    }
-                    Some(_) => return self.err("control character in string"),
-                    None => return self.err("unterminated string"),
-                }
-            }
-        }
-    }
 }

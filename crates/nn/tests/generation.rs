@@ -707,9 +707,10 @@ fn config_lists_unsupported_keys() {
                    "typical_p": 0.9, "suppress_tokens": [], "forced_eos_token_id": 2,
                    "num_beam_groups": 2, "diversity_penalty": 0.5, "encoder_repetition_penalty": 1.0}"#;
     let greedy = parse(text).unwrap();
+    // In key order.
     assert_eq!(
         greedy.unsupported(),
-        ["no_repeat_ngram_size", "bad_words_ids", "forced_eos_token_id", "num_beam_groups", "diversity_penalty"]
+        ["bad_words_ids", "diversity_penalty", "forced_eos_token_id", "no_repeat_ngram_size", "num_beam_groups"]
     );
     let sampled = parse(&text.replacen('{', "{\"do_sample\": true, ", 1)).unwrap();
     assert!(sampled.unsupported().contains(&"typical_p".to_string()), "{:?}", sampled.unsupported());

@@ -10,7 +10,7 @@
 
 use crate::Result;
 use std::path::Path;
-use tessera_hf::config::{parse_object, read_object, sub_config, MAX_IMAGE_SIDE};
+use tessera_hf::config::{parse_object, read_object, sub_config};
 use tessera_hf::{ConfigCheck, Fields};
 use tessera_nn::{Activation, TensorSource};
 
@@ -46,6 +46,12 @@ pub struct Blip2QFormerConfig {
     /// Whether the layers carry the text FFN (`intermediate`/`output`),
     /// used by the retrieval heads only.
     pub use_qformer_text_input: bool,
+    /// The text embeddings' vocabulary (retrieval: BERT's by default).
+    pub vocab_size: usize,
+    /// The text embeddings' positions.
+    pub max_position_embeddings: usize,
+    /// The id that pads texts.
+    pub pad_token_id: Option<u32>,
 }
 
 /// The OPT language model (`text_config`).
@@ -150,6 +156,9 @@ impl Default for Blip2QFormerConfig {
             cross_attention_frequency: 2,
             encoder_hidden_size: 1408,
             use_qformer_text_input: false,
+            vocab_size: 30522,
+            max_position_embeddings: 512,
+            pad_token_id: Some(0),
         }
     }
 }
@@ -257,18 +266,10 @@ impl Blip2Config {
     /// Every disagreement is reported in one error naming the fields and the
     /// checkpoint.
     pub fn check_against(&self, source: &dyn TensorSource, config_file: &str) -> Result<()> {
-        let (v, q, t) = (&self.vision_config, &self.qformer_config, &self.text_config);
+        let t = &self.text_config;
         let mut c = ConfigCheck::new(source, config_file);
-        c.layers("vision_config.num_hidden_layers", v.num_hidden_layers, "vision_model.encoder.layers");
-        c.layers("qformer_config.num_hidden_layers", q.num_hidden_layers, "qformer.encoder.layer");
+        self.check_image_path(&mut c);
         c.layers("text_config.num_hidden_layers", t.num_hidden_layers, "language_model.model.decoder.layers");
-        c.dim("vision_config.hidden_size", v.hidden_size, "vision_model.embeddings.class_embedding", 2);
-        c.dim("vision_config.patch_size", v.patch_size, "vision_model.embeddings.patch_embedding.weight", 2);
-        c.dim_implied("vision_config.image_size", v.image_size, v.num_positions(), "vision_model.embeddings.position_embedding", 1);
-        c.dim("vision_config.intermediate_size", v.intermediate_size, "vision_model.encoder.layers.0.mlp.fc1.weight", 0);
-        c.dim("num_query_tokens", self.num_query_tokens, "query_tokens", 1);
-        c.dim("qformer_config.hidden_size", q.hidden_size, "query_tokens", 2);
-        c.dim("qformer_config.intermediate_size", q.intermediate_size, "qformer.encoder.layer.0.intermediate_query.dense.weight", 0);
         let embed = "language_model.model.decoder.embed_tokens.weight";
         c.dim("text_config.vocab_size", t.vocab_size, embed, 0);
         c.dim("text_config.word_embed_proj_dim", t.word_embed_proj_dim, embed, 1);
@@ -283,6 +284,33 @@ impl Blip2Config {
         c.dim("text_config.ffn_dim", t.ffn_dim, "language_model.model.decoder.layers.0.fc1.weight", 0);
         c.finish()
     }
+
+    /// [`check_against`](Self::check_against) for a
+    /// `Blip2ForImageTextRetrieval` checkpoint: the image path, the
+    /// Q-Former's text embeddings and the heads' width (no language model).
+    pub fn check_retrieval_against(&self, source: &dyn TensorSource, config_file: &str) -> Result<()> {
+        let q = &self.qformer_config;
+        let mut c = ConfigCheck::new(source, config_file);
+        self.check_image_path(&mut c);
+        c.dim("qformer_config.vocab_size", q.vocab_size, "embeddings.word_embeddings.weight", 0);
+        c.dim("qformer_config.max_position_embeddings", q.max_position_embeddings, "embeddings.position_embeddings.weight", 0);
+        c.dim("image_text_hidden_size", self.image_text_hidden_size, "vision_projection.weight", 0);
+        c.finish()
+    }
+
+    /// The vision tower's, the queries' and the Q-Former's sizes.
+    fn check_image_path(&self, c: &mut ConfigCheck<'_>) {
+        let (v, q) = (&self.vision_config, &self.qformer_config);
+        c.layers("vision_config.num_hidden_layers", v.num_hidden_layers, "vision_model.encoder.layers");
+        c.layers("qformer_config.num_hidden_layers", q.num_hidden_layers, "qformer.encoder.layer");
+        c.dim("vision_config.hidden_size", v.hidden_size, "vision_model.embeddings.class_embedding", 2);
+        c.dim("vision_config.patch_size", v.patch_size, "vision_model.embeddings.patch_embedding.weight", 2);
+        c.dim_implied("vision_config.image_size", v.image_size, v.num_positions(), "vision_model.embeddings.position_embedding", 1);
+        c.dim("vision_config.intermediate_size", v.intermediate_size, "vision_model.encoder.layers.0.mlp.fc1.weight", 0);
+        c.dim("num_query_tokens", self.num_query_tokens, "query_tokens", 1);
+        c.dim("qformer_config.hidden_size", q.hidden_size, "query_tokens", 2);
+        c.dim("qformer_config.intermediate_size", q.intermediate_size, "qformer.encoder.layer.0.intermediate_query.dense.weight", 0);
+    }
 }
 
 fn vision_config(f: &Fields<'_>) -> Result<Blip2VisionConfig> {
@@ -292,8 +320,8 @@ fn vision_config(f: &Fields<'_>) -> Result<Blip2VisionConfig> {
         intermediate_size: f.positive("intermediate_size", d.intermediate_size)?,
         num_hidden_layers: f.layers("num_hidden_layers", d.num_hidden_layers)?,
         num_attention_heads: f.positive("num_attention_heads", d.num_attention_heads)?,
-        image_size: positive_square(f, "image_size", d.image_size)?,
-        patch_size: positive_square(f, "patch_size", d.patch_size)?,
+        image_size: f.image_side("image_size", d.image_size)?,
+        patch_size: f.image_side("patch_size", d.patch_size)?,
         hidden_act: f.activation("hidden_act", d.hidden_act)?,
         layer_norm_eps: f.epsilon("layer_norm_eps", d.layer_norm_eps)?,
         qkv_bias: f.get("qkv_bias", d.qkv_bias)?,
@@ -317,8 +345,14 @@ fn qformer_config(f: &Fields<'_>) -> Result<Blip2QFormerConfig> {
         cross_attention_frequency: f.positive("cross_attention_frequency", d.cross_attention_frequency)?,
         encoder_hidden_size: f.positive("encoder_hidden_size", d.encoder_hidden_size)?,
         use_qformer_text_input: f.get("use_qformer_text_input", d.use_qformer_text_input)?,
+        vocab_size: f.positive("vocab_size", d.vocab_size)?,
+        max_position_embeddings: f.positive("max_position_embeddings", d.max_position_embeddings)?,
+        pad_token_id: optional_id(f, "pad_token_id", d.pad_token_id)?,
     };
     f.check_heads(c.hidden_size, c.num_attention_heads)?;
+    if let Some(pad) = c.pad_token_id {
+        f.check_token_id("pad_token_id", pad, c.vocab_size)?;
+    }
     Ok(c)
 }
 
@@ -368,16 +402,6 @@ fn optional_id(f: &Fields<'_>, key: &str, default: Option<u32>) -> Result<Option
             Some(v) => v.as_u64().and_then(|v| u32::try_from(v).ok()).map(Some).ok_or_else(|| f.error(key, "must hold token ids")),
         },
         Some(_) => Ok(Some(f.token_id(key, 0)?)),
-    }
-}
-
-/// `key` as a positive square size (an integer or `[n, n]`) of at most
-/// [`MAX_IMAGE_SIDE`].
-fn positive_square(f: &Fields<'_>, key: &str, default: usize) -> Result<usize> {
-    match f.square(key, default)? {
-        0 => Err(f.error(key, "must be positive")),
-        v if v > MAX_IMAGE_SIDE => Err(f.error(key, format!("{v} pixels is larger than any model's input (at most {MAX_IMAGE_SIDE})"))),
-        v => Ok(v),
     }
 }
 

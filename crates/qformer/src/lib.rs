@@ -27,20 +27,25 @@
 //!   [`opt`]: `OptForCausalLm` with its KV cache; [`model`]: the whole
 //!   `Blip2ForConditionalGeneration`. Names follow modeling_blip_2.py and
 //!   modeling_opt.py.
+//! - [`retrieval`]: `Blip2ForImageTextRetrieval`, the image-text matching
+//!   and contrastive heads.
 //! - [`tokenizer`]: prompts in, generated ids out.
-//! - [`pipeline`]: [`Blip2`], captions of images.
+//! - [`pipeline`]: [`Blip2`], captions of images; [`Blip2Retrieval`],
+//!   images scored against texts.
 
 pub mod config;
 pub mod model;
 pub mod opt;
 pub mod pipeline;
 pub mod qformer;
+pub mod retrieval;
 pub mod tokenizer;
 pub mod vision;
 
 pub use config::{Blip2Config, Blip2QFormerConfig, Blip2VisionConfig, OptConfig};
 pub use model::{Blip2ForConditionalGeneration, ImageFeatures};
-pub use pipeline::{blip_processor, Blip2, Blip2Options, Caption};
+pub use pipeline::{blip_processor, Blip2, Blip2Options, Blip2Retrieval, Caption, RetrievalScore};
+pub use retrieval::{Blip2ForImageTextRetrieval, ContrastiveOutput};
 pub use tessera_hf::{Error, Result, UnusedTensors};
 pub use tessera_nn::generation::{GenerationConfig, StopReason};
 pub use tessera_tensor::safetensors::ReadMode;

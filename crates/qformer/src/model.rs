@@ -80,7 +80,7 @@ impl Blip2ForConditionalGeneration {
         let vision_model = Blip2VisionModel::load(&vb.pp("vision_model"), v, &mut step)?;
         let f32_vb = vb.with_dtype(DType::F32);
         let query_tokens = f32_vb.get(vec![1, config.num_query_tokens, q.hidden_size], "query_tokens")?;
-        let qformer = Blip2QFormerModel::load(&f32_vb.pp("qformer"), q, &mut step)?;
+        let qformer = Blip2QFormerModel::load(&f32_vb.pp("qformer"), q, false, &mut step)?;
         let language_projection = Linear::load(&vb.pp("language_projection"), q.hidden_size, t.hidden_size, true)?;
         let language_model = OptForCausalLm::load(&vb.pp("language_model"), t, &mut step)?;
         step();

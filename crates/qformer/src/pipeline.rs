@@ -1,13 +1,16 @@
 //! The pipeline: a BLIP-2 checkpoint loaded on a device in a dtype, with
 //! its tokenizer, image processor and generation defaults; captions and
-//! answers for images.
+//! answers for images; and a retrieval checkpoint scoring images against
+//! texts.
 
 use crate::config::Blip2Config;
 use crate::model::{Blip2ForConditionalGeneration, ImageFeatures, LoadProgress};
+use crate::retrieval::Blip2ForImageTextRetrieval;
 use crate::tokenizer::Blip2Tokenizer;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use tessera_hf::hub::{self, HubFile, CONFIG_FILE, PREPROCESSOR_FILE, PROCESSOR_FILE};
+use tessera_hf::tokenizer::TokenBatch;
 use tessera_hf::UnusedTensors;
 use tessera_nn::generation::{generate, Generated, GenerationConfig, StopReason};
 use tessera_nn::VarBuilder;
@@ -97,6 +100,44 @@ pub struct Blip2 {
 /// Q-Former's text FFN and embeddings (retrieval only) and old buffers.
 const IGNORED: &[&str] = &[".position_ids", "qformer.embeddings.", ".intermediate.dense.", ".output.dense.", ".output.LayerNorm."];
 
+/// The dtype check, config.json and the image processor of checkpoint
+/// directory `dir`, which must give the square size the vision tower takes.
+pub(crate) fn open_dir(dir: &Path, options: &Blip2Options) -> Result<(Blip2Config, PathBuf, ImageProcessor)> {
+    if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
+        return Err(Error::invalid("blip2", format!("dtype {} is not supported: use f32, f16 or bf16", options.dtype)));
+    }
+    let config_file = dir.join(CONFIG_FILE);
+    let config = Blip2Config::from_file(&config_file)?;
+    let image_size = config.vision_config.image_size;
+    let processor = ImageProcessor::from_dir(dir, &blip_processor(image_size))?;
+    if processor.output_size() != Some((image_size, image_size)) {
+        let pre = tessera_vision::processor::find_config(dir).unwrap_or_default();
+        return Err(Error::config(
+            pre.display().to_string(),
+            format!("does not produce {image_size}x{image_size} images, the size the model takes (vision_config.image_size)"),
+        ));
+    }
+    Ok((config, config_file, processor))
+}
+
+/// The checkpoint tensors `vb` did not hand out (those matching `ignored`
+/// aside); an error under `options.strict`.
+pub(crate) fn unused_tensors(vb: &VarBuilder, ignored: &[&str], options: &Blip2Options) -> Result<UnusedTensors> {
+    let unused = UnusedTensors::new(vb.describe_source(), vb.unused(), ignored);
+    if options.strict {
+        unused.clone().into_result()?;
+    }
+    Ok(unused)
+}
+
+/// `images` as `[n, 3, s, s]` on `device`.
+pub(crate) fn batch_pixels(processor: &ImageProcessor, images: &[&RgbImage], device: &Device) -> Result<Tensor> {
+    if images.is_empty() {
+        return Err(Error::invalid("blip2", "no images given"));
+    }
+    processor.batch(images, device)
+}
+
 impl Blip2 {
     /// Loads `model`: a checkpoint directory, or a hub id such as
     /// `Salesforce/blip2-opt-2.7b` (with the `hub` feature).
@@ -119,20 +160,7 @@ impl Blip2 {
 
     /// [`from_dir`](Self::from_dir) with a progress callback.
     pub fn from_dir_with_progress(dir: &Path, options: &Blip2Options, progress: LoadProgress<'_>) -> Result<Blip2> {
-        if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::invalid("blip2", format!("dtype {} is not supported: use f32, f16 or bf16", options.dtype)));
-        }
-        let config_file = dir.join(CONFIG_FILE);
-        let config = Blip2Config::from_file(&config_file)?;
-        let image_size = config.vision_config.image_size;
-        let processor = ImageProcessor::from_dir(dir, &blip_processor(image_size))?;
-        if processor.output_size() != Some((image_size, image_size)) {
-            let pre = tessera_vision::processor::find_config(dir).unwrap_or_default();
-            return Err(Error::config(
-                pre.display().to_string(),
-                format!("does not produce {image_size}x{image_size} images, the size the model takes (vision_config.image_size)"),
-            ));
-        }
+        let (config, config_file, processor) = open_dir(dir, options)?;
         let tokenizer = Blip2Tokenizer::from_dir(dir)?;
         let vocab = config.text_config.vocab_size;
         if tokenizer.text_tokenizer().id_bound() > vocab {
@@ -163,10 +191,7 @@ impl Blip2 {
         config.check_against(&checkpoint, &config_file.display().to_string())?;
         let vb = VarBuilder::from_source(checkpoint, options.device.clone()).with_dtype(options.dtype);
         let model = Blip2ForConditionalGeneration::load_with_progress(&vb, &config, progress)?;
-        let unused = UnusedTensors::new(vb.describe_source(), vb.unused(), IGNORED);
-        if options.strict {
-            unused.clone().into_result()?;
-        }
+        let unused = unused_tensors(&vb, IGNORED, options)?;
         Ok(Blip2 { model, tokenizer, processor, generation, device: options.device.clone(), dir: dir.to_path_buf(), unused })
     }
 
@@ -203,10 +228,7 @@ impl Blip2 {
 
     /// The model's input for `images`: `[n, 3, s, s]` on the model's device.
     pub fn pixel_values(&self, images: &[&RgbImage]) -> Result<Tensor> {
-        if images.is_empty() {
-            return Err(Error::invalid("blip2", "no images given"));
-        }
-        self.processor.batch(images, &self.device)
+        batch_pixels(&self.processor, images, &self.device)
     }
 
     /// The text ids the language model reads after the image tokens: the
@@ -272,5 +294,135 @@ impl Blip2 {
         let generated: Generated = generate(lm, prefill.cache, &prefill.logits, &input_ids, &run, on_token)?;
         let text = self.tokenizer.decode(&generated.token_ids)?.trim().to_string();
         Ok(Caption { text, token_ids: generated.token_ids, stop: generated.stop })
+    }
+}
+
+/// BERT's pad token, the Q-Former tokenizer's when tokenizer_config.json
+/// names none.
+pub const BERT_PAD_TOKEN: &str = "[PAD]";
+
+/// Tensors of retrieval checkpoints the heads do not use.
+const RETRIEVAL_IGNORED: &[&str] = &[".position_ids"];
+
+/// One image scored against one text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetrievalScore {
+    /// The image-text matching head's probability that the text describes
+    /// the image (softmax of its two logits).
+    pub itm_probability: f32,
+    /// The contrastive head's score: the largest cosine between the image's
+    /// query embeddings and the text's embedding.
+    pub itc_similarity: f32,
+}
+
+/// A `Blip2ForImageTextRetrieval` checkpoint (such as
+/// Salesforce/blip2-itm-vit-g) ready to score images against texts.
+#[derive(Clone, Debug)]
+pub struct Blip2Retrieval {
+    model: Blip2ForImageTextRetrieval,
+    tokenizer: Blip2Tokenizer,
+    processor: ImageProcessor,
+    device: Device,
+    unused: UnusedTensors,
+}
+
+impl Blip2Retrieval {
+    /// Loads `model`: a checkpoint directory, or a hub id (with the `hub`
+    /// feature), calling `progress(done, total)` per layer.
+    pub fn load_with_progress(model: &str, options: &Blip2Options, progress: LoadProgress<'_>) -> Result<Blip2Retrieval> {
+        let dir = hub::resolve(model, BLIP2_CHECKPOINT, options.download_progress)?;
+        Blip2Retrieval::from_dir_with_progress(&dir, options, progress)
+    }
+
+    /// Loads checkpoint directory `dir`: config.json, model.safetensors (or
+    /// shards), tokenizer.json (the Q-Former's, BERT's in the hub
+    /// checkpoints) and if present preprocessor_config.json.
+    pub fn from_dir(dir: impl AsRef<Path>, options: &Blip2Options) -> Result<Blip2Retrieval> {
+        Blip2Retrieval::from_dir_with_progress(dir.as_ref(), options, &mut |_, _| {})
+    }
+
+    /// [`from_dir`](Self::from_dir) with a progress callback.
+    pub fn from_dir_with_progress(dir: &Path, options: &Blip2Options, progress: LoadProgress<'_>) -> Result<Blip2Retrieval> {
+        let (config, config_file, processor) = open_dir(dir, options)?;
+        let tokenizer = Blip2Tokenizer::from_dir_with_pad(dir, BERT_PAD_TOKEN)?;
+        let vocab = config.qformer_config.vocab_size;
+        if tokenizer.text_tokenizer().id_bound() > vocab {
+            return Err(Error::config(
+                config_file.display().to_string(),
+                format!(
+                    "field 'qformer_config.vocab_size': the tokenizer's ids go up to {} but the Q-Former's text embeddings have {vocab}",
+                    tokenizer.text_tokenizer().id_bound() - 1
+                ),
+            ));
+        }
+        let checkpoint = Checkpoint::open_with(dir, options.read_mode)?;
+        config.check_retrieval_against(&checkpoint, &config_file.display().to_string())?;
+        let vb = VarBuilder::from_source(checkpoint, options.device.clone()).with_dtype(options.dtype);
+        let model = Blip2ForImageTextRetrieval::load(&vb, &config, progress)?;
+        let unused = unused_tensors(&vb, RETRIEVAL_IGNORED, options)?;
+        Ok(Blip2Retrieval { model, tokenizer, processor, device: options.device.clone(), unused })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Blip2ForImageTextRetrieval {
+        &self.model
+    }
+
+    /// The tokenizer of the Q-Former's text.
+    pub fn tokenizer(&self) -> &Blip2Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The image processor.
+    pub fn processor(&self) -> &ImageProcessor {
+        &self.processor
+    }
+
+    /// Checkpoint tensors the model did not use.
+    pub fn unused_tensors(&self) -> &UnusedTensors {
+        &self.unused
+    }
+
+    /// The model's input for `images`: `[n, 3, s, s]` on the model's device.
+    pub fn pixel_values(&self, images: &[&RgbImage]) -> Result<Tensor> {
+        batch_pixels(&self.processor, images, &self.device)
+    }
+
+    /// `texts` tokenized with their special tokens, to be padded with the
+    /// Q-Former's pad id (the config's, else the tokenizer's).
+    pub fn encode_texts(&self, texts: &[&str]) -> Result<TokenBatch> {
+        if texts.is_empty() {
+            return Err(Error::invalid("blip2", "no texts given"));
+        }
+        let ids = texts.iter().map(|t| self.tokenizer.encode_text(t)).collect::<Result<Vec<_>>>()?;
+        let pad_id = self.model.config().qformer_config.pad_token_id.unwrap_or(self.tokenizer.text_tokenizer().pad_id());
+        Ok(TokenBatch { ids, pad_id })
+    }
+
+    /// Every image scored against every text: `scores[i][j]` for image `i`
+    /// and text `j`, from both heads.
+    pub fn scores(&self, images: &[&RgbImage], texts: &[&str]) -> Result<Vec<Vec<RetrievalScore>>> {
+        let pixels = self.pixel_values(images)?;
+        let batch = self.encode_texts(texts)?;
+        let itc = self.model.image_text_contrastive(&pixels, &batch)?.logits_per_image.to_f32_vec()?;
+        // The matching head scores pairs: image i against every text.
+        let (n, m) = (images.len(), texts.len());
+        let mut itm = Vec::with_capacity(n * m);
+        for i in 0..n {
+            let image = pixels.narrow(0, i, 1)?;
+            let s = image.dims()[1..].to_vec();
+            let repeated = image.broadcast_as([vec![m], s].concat())?.contiguous()?;
+            itm.extend(self.model.image_text_matching(&repeated, &batch)?.to_f32_vec()?);
+        }
+        Ok((0..n)
+            .map(|i| {
+                (0..m)
+                    .map(|j| {
+                        let (no, yes) = (itm[(i * m + j) * 2], itm[(i * m + j) * 2 + 1]);
+                        RetrievalScore { itm_probability: 1.0 / (1.0 + (no - yes).exp()), itc_similarity: itc[i * m + j] }
+                    })
+                    .collect()
+            })
+            .collect())
     }
 }

@@ -28,10 +28,17 @@ impl Blip2Tokenizer {
     /// Loads tokenizer.json (and tokenizer_config.json if present) of
     /// checkpoint directory `dir`.
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::from_dir_with_pad(dir, PAD_TOKEN)
+    }
+
+    /// [`from_dir`](Self::from_dir) for a tokenizer whose pad token, when
+    /// tokenizer_config.json names none, is `pad_token` (BERT's `[PAD]` for
+    /// the Q-Former's text).
+    pub fn from_dir_with_pad(dir: impl AsRef<Path>, pad_token: &str) -> Result<Self> {
         let dir = dir.as_ref();
-        // The context limit is the language model's business (an error there,
-        // never a silent cut), so the tokenizer's own one is unbounded.
-        let text = TextTokenizer::from_dir(dir, &TokenizerOptions::new(usize::MAX, PAD_TOKEN))?;
+        // The context limit is the model's business (an error there, never
+        // a silent cut), so the tokenizer's own one is unbounded.
+        let text = TextTokenizer::from_dir(dir, &TokenizerOptions::new(usize::MAX, pad_token))?;
         let mut plain = text.inner().clone();
         let source = dir.join("tokenizer.json").display().to_string();
         plain.with_truncation(None).map_err(|e| Error::tokenizer(&source, e))?;
@@ -49,6 +56,13 @@ impl Blip2Tokenizer {
     /// The shared tokenizer (vocabulary size, special ids).
     pub fn text_tokenizer(&self) -> &TextTokenizer {
         &self.text
+    }
+
+    /// The ids of `text` with the special tokens the tokenizer adds (BERT's
+    /// `[CLS] ... [SEP]`), as transformers' processors encode a text.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.plain.encode(text, true).map_err(|e| Error::tokenizer(&self.source, e))?;
+        Ok(enc.get_ids().to_vec())
     }
 
     /// The ids of `prompt` without special tokens (the caller puts the start

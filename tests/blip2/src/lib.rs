@@ -17,7 +17,10 @@
 //! - on transformers' pixel values: the vision tower's, the Q-Former's and
 //!   the projection's outputs, and the first generation step's logits: within 1e-4 in f32, cosine above
 //!   0.999 in f16 and bf16;
-//! - greedy and beam-search captions: every token id equal, and the text.
+//! - greedy and beam-search captions: every token id equal, and the text;
+//! - the retrieval heads ([`retrieval`]).
+
+pub mod retrieval;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -238,6 +241,7 @@ pub fn run_cases(device: &Device, filter: Option<&str>, limit: Option<usize>) ->
             report.add(model.clone(), Err(e));
         }
     }
+    retrieval::run(device, &wanted, limit, &mut report);
     report
 }
 
@@ -308,13 +312,18 @@ fn is_jpeg(path: &Path) -> bool {
 fn check_pixels(blip2: &Blip2, image: &RgbImage, jpeg: bool, expected: &SafeTensorsFile, i: usize) -> Res<(bool, String)> {
     let got = blip2.pixel_values(&[image]).map_err(err)?.to_f32_vec().map_err(err)?;
     let want = expected_values(expected, &format!("pixel_values.{i}"))?;
+    Ok(judge_pixels(&got, &want, jpeg, i))
+}
+
+/// Pixel values against the reference's, as [`check_pixels`] judges them.
+fn judge_pixels(got: &[f32], want: &[f32], jpeg: bool, i: usize) -> (bool, String) {
     if got.len() != want.len() {
-        return Ok((false, format!("image {i}: {} values, expected {}", got.len(), want.len())));
+        return (false, format!("image {i}: {} values, expected {}", got.len(), want.len()));
     }
-    let (max_abs, _) = compare_rows(&got, &want, got.len());
-    let mean_abs = got.iter().zip(&want).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / got.len().max(1) as f64;
+    let (max_abs, _) = compare_rows(got, want, got.len());
+    let mean_abs = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / got.len().max(1) as f64;
     let passed = if jpeg { mean_abs <= PIXEL_MEAN_TOL } else { max_abs <= PIXEL_EXACT_TOL };
-    Ok((passed, format!("image {i}: max |diff| {max_abs:.1e}, mean {mean_abs:.1e}")))
+    (passed, format!("image {i}: max |diff| {max_abs:.1e}, mean {mean_abs:.1e}"))
 }
 
 fn check_prompt_ids(blip2: &Blip2, case: &Case) -> Res<(bool, String)> {

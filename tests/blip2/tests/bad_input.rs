@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use tessera_blip2_parity::Fixtures;
-use tessera_qformer::{decode_image, Blip2, Blip2Options, Error};
+use tessera_qformer::{decode_image, Blip2, Blip2Options, Blip2Retrieval, Error};
 
 const MODEL: &str = "tiny";
 
@@ -130,4 +130,47 @@ fn cached_generation_equals_a_full_recompute() {
         ids.push(next);
     }
     assert_eq!(cached.token_ids, recomputed);
+}
+
+fn retrieval_checkpoint() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    tessera_blip2_parity::retrieval::write_checkpoint("tiny", dir.path()).unwrap();
+    dir
+}
+
+#[test]
+fn retrieval_refuses_what_it_cannot_score() {
+    let dir = retrieval_checkpoint();
+    let r = Blip2Retrieval::from_dir(dir.path(), &Blip2Options::default()).unwrap();
+    let image = tessera_qformer::RgbImage::from_pixel(40, 30, image_rgb());
+    // A text longer than the Q-Former's text positions (30 in the tiny model).
+    let long = "waves ".repeat(40);
+    let e = r.scores(&[&image], &[long.as_str()]).unwrap_err().to_string();
+    assert!(e.contains("positions"), "{e}");
+    assert!(r.scores(&[&image], &[]).unwrap_err().to_string().contains("no texts"));
+    assert!(r.scores(&[], &["a disc"]).unwrap_err().to_string().contains("no images"));
+    // Matching pairs images with texts one to one.
+    let pixels = r.pixel_values(&[&image]).unwrap();
+    let two = r.encode_texts(&["a disc", "waves"]).unwrap();
+    let e = r.model().image_text_matching(&pixels, &two).unwrap_err().to_string();
+    assert!(e.contains("1 images, 2 texts"), "{e}");
+    // Scores are probabilities and cosines.
+    let scores = r.scores(&[&image, &image], &["a disc", "waves"]).unwrap();
+    assert_eq!((scores.len(), scores[0].len()), (2, 2));
+    for s in scores.iter().flatten() {
+        assert!((0.0..=1.0).contains(&s.itm_probability) && (-1.0..=1.0).contains(&s.itc_similarity), "{s:?}");
+    }
+    assert_eq!(scores[0], scores[1], "the same image scores the same");
+
+    // Without the Q-Former's text FFN there is no retrieval model.
+    edit_config(dir.path(), |v| v["qformer_config"]["use_qformer_text_input"] = false.into());
+    let e = Blip2Retrieval::from_dir(dir.path(), &Blip2Options::default()).unwrap_err().to_string();
+    assert!(e.contains("use_qformer_text_input"), "{e}");
+    // Heads whose width disagrees with the config.
+    edit_config(dir.path(), |v| {
+        v["qformer_config"]["use_qformer_text_input"] = true.into();
+        v["image_text_hidden_size"] = 25.into();
+    });
+    let e = Blip2Retrieval::from_dir(dir.path(), &Blip2Options::default()).unwrap_err().to_string();
+    assert!(e.contains("image_text_hidden_size"), "{e}");
 }
