@@ -653,7 +653,11 @@ def write_model_dir(d: Path, spec: dict, eos: int) -> None:
     d.mkdir(parents=True, exist_ok=True)
     Blip2Config(**copy.deepcopy(spec["config"])).save_pretrained(str(d))
     GenerationConfig(bos_token_id=2, eos_token_id=eos, pad_token_id=1).save_pretrained(str(d))
-    size = spec["image_size"]
+    save_blip_processor(d, spec["image_size"])
+
+
+def save_blip_processor(d: Path, size: int) -> None:
+    """preprocessor_config.json of BlipImageProcessorPil at `size` square."""
     BlipImageProcessorPil(
         size={"height": size, "width": size},
         resample=3,

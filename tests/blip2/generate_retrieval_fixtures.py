@@ -17,7 +17,7 @@ Models, in fixtures/retrieval/:
   (transformers prepends the queries' mask itself).
 
 The tokenizer (fixtures/retrieval/tokenizer/) is a BERT-style WordPiece
-trained here on the BLIP-2 fixtures' corpus (lowercasing, `[CLS] ... [SEP]`,
+built here from the BLIP-2 fixtures' corpus (lowercasing, `[CLS] ... [SEP]`,
 `[PAD]` = 0), saved by transformers; every model directory gets a copy.
 Images are the BLIP-2 fixtures' (fixtures/images/), preprocessed by
 BlipImageProcessorPil at the model's size.
@@ -57,7 +57,7 @@ assert transformers.__version__ == "5.23.0", f"pinned to transformers==5.23.0, f
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generate_fixtures import CORPUS, OPENAI_MEAN, OPENAI_STD, checkpoint_tensors, split_qkv_bias  # noqa: E402
+from generate_fixtures import CORPUS, checkpoint_tensors, save_blip_processor, split_qkv_bias  # noqa: E402
 from generate_fixtures import OUT as BLIP2_OUT  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent / "parity"))
@@ -73,19 +73,33 @@ TEXTS = [
 
 
 def train_tokenizer(dest: Path) -> PreTrainedTokenizerFast:
-    """A lowercasing WordPiece with BERT's specials and post-processor."""
-    from tokenizers import BertWordPieceTokenizer, processors
+    """A lowercasing WordPiece with BERT's specials, normalizer,
+    pre-tokenizer and post-processor. The vocabulary is built
+    deterministically (WordPiece training breaks ties in hash order): the
+    specials, every character of the corpus alone and as a `##` piece, then
+    the corpus' words of two or more characters by falling count, ties by
+    spelling."""
+    import re
+    from collections import Counter
 
-    wp = BertWordPieceTokenizer(lowercase=True)
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    wp.train_from_iterator(CORPUS.strip().split("\n") * 2, vocab_size=700, min_frequency=1, special_tokens=specials)
+    words = Counter(re.findall(r"\w+", CORPUS.lower()))
+    chars = sorted({c for w in words for c in w} | set(".,!?'\"-:;"))
+    vocab = specials + chars + ["##" + c for c in chars]
+    vocab += [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:500]
+    wp = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    wp.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wp.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wp.decoder = decoders.WordPiece()
     # bert-base-uncased's post-processor: [CLS] text [SEP].
-    cls, sep = wp.token_to_id("[CLS]"), wp.token_to_id("[SEP]")
+    cls, sep = vocab.index("[CLS]"), vocab.index("[SEP]")
     wp.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
     tok = PreTrainedTokenizerFast(
-        tokenizer_object=wp._tokenizer,
+        tokenizer_object=wp,
         unk_token="[UNK]",
         pad_token="[PAD]",
         cls_token="[CLS]",
@@ -172,18 +186,7 @@ def configs(tok_size: int) -> dict[str, dict]:
 def write_model_dir(d: Path, spec: dict, tokenizer_dir: Path) -> None:
     d.mkdir(parents=True, exist_ok=True)
     Blip2Config(**json.loads(json.dumps(spec["config"]))).save_pretrained(str(d))
-    size = spec["image_size"]
-    BlipImageProcessorPil(
-        size={"height": size, "width": size},
-        resample=3,
-        do_resize=True,
-        do_rescale=True,
-        rescale_factor=1 / 255,
-        do_normalize=True,
-        image_mean=OPENAI_MEAN,
-        image_std=OPENAI_STD,
-        do_convert_rgb=True,
-    ).save_pretrained(str(d))
+    save_blip_processor(d, spec["image_size"])
     for f in tokenizer_dir.iterdir():
         shutil.copy(f, d / f.name)
 

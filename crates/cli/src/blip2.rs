@@ -81,6 +81,16 @@ pub struct CaptionArgs {
     /// Seed of the sampler.
     #[arg(long)]
     pub seed: Option<u64>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Print one JSON object: {"captions": [{"image", "text", "token_ids"}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a BLIP-2 checkpoint is loaded.
+#[derive(Args)]
+pub struct LoadArgs {
     /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -93,9 +103,16 @@ pub struct CaptionArgs {
     /// Read checkpoint files into memory instead of memory-mapping them; the same as TESSERA_MMAP=0.
     #[arg(long)]
     pub no_mmap: bool,
-    /// Print one JSON object: {"captions": [{"image", "text", "token_ids"}]}.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl LoadArgs {
+    /// The pipeline's load options (hub downloads show progress).
+    pub fn options(&self) -> Res<Blip2Options> {
+        let device = Device::parse(&self.device).map_err(err)?;
+        let dtype: DType = self.dtype.parse().map_err(err)?;
+        let read_mode = if self.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
+        Ok(Blip2Options { device, dtype, download_progress: true, read_mode, strict: self.strict })
+    }
 }
 
 /// `tessera blip2 match`.
@@ -110,15 +127,8 @@ pub struct MatchArgs {
     /// Texts to score against every image.
     #[arg(long = "text", required = true, num_args = 1..)]
     pub texts: Vec<String>,
-    /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Weights and compute dtype: f32, f16 or bf16 (the Q-Former stays in f32).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
-    /// Refuse a checkpoint holding tensors the model does not use.
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
     /// Print one JSON object: {"scores": [{"image", "text", "itm_probability", "itc_similarity"}]}.
     #[arg(long)]
     pub json: bool,
@@ -172,11 +182,8 @@ pub fn generation_config(defaults: &GenerationConfig, args: &CaptionArgs) -> Res
 }
 
 fn caption(args: &CaptionArgs) -> Res<()> {
-    let device = Device::parse(&args.device).map_err(err)?;
-    let dtype: DType = args.dtype.parse().map_err(err)?;
+    let options = args.load.options()?;
     let images: Vec<RgbImage> = args.images.iter().map(|p| load_image(p).map_err(err)).collect::<Res<_>>()?;
-    let read_mode = if args.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
-    let options = Blip2Options { device, dtype, download_progress: true, read_mode, strict: args.strict };
     let loading = bar("loading model");
     let blip2 = Blip2::load_with_progress(&args.model, &options, &mut advance(&loading)).map_err(err)?;
     loading.finish_and_clear();
@@ -218,10 +225,8 @@ fn caption(args: &CaptionArgs) -> Res<()> {
 }
 
 fn match_texts(args: &MatchArgs) -> Res<()> {
-    let device = Device::parse(&args.device).map_err(err)?;
-    let dtype: DType = args.dtype.parse().map_err(err)?;
+    let options = args.load.options()?;
     let images: Vec<RgbImage> = args.images.iter().map(|p| load_image(p).map_err(err)).collect::<Res<_>>()?;
-    let options = Blip2Options { device, dtype, download_progress: true, read_mode: ReadMode::from_env(), strict: args.strict };
     let loading = bar("loading model");
     let model = Blip2Retrieval::load_with_progress(&args.model, &options, &mut advance(&loading)).map_err(err)?;
     loading.finish_and_clear();
