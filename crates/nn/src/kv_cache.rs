@@ -84,4 +84,21 @@ impl KvCache {
         self.v = Some(v_all.clone());
         Ok((k_all, v_all))
     }
+
+    /// Rearranges the cached rows: row `i` becomes old row `rows[i]` (rows
+    /// may repeat: one prompt expanded to several rows, beams reordered).
+    /// An empty cache stays empty; an index past the batch is an error.
+    pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        let (Some(k), Some(v)) = (&self.k, &self.v) else { return Ok(()) };
+        let b = k.dims()[0];
+        if let Some(&bad) = rows.iter().find(|&&r| r >= b) {
+            return Err(Error::invalid("kv_cache", format!("row {bad} is outside the cached batch of {b}")));
+        }
+        let ids: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let index = Tensor::from_slice(&ids, ids.len(), k.device())?;
+        let (k, v) = (k.index_select(&index, 0)?, v.index_select(&index, 0)?);
+        self.k = Some(k);
+        self.v = Some(v);
+        Ok(())
+    }
 }

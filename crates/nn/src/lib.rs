@@ -5,9 +5,11 @@
 //!   map), with nested dotted prefixes, shape checks and errors that name the
 //!   full tensor.
 //! - Layers that load by their Hugging Face names: [`Linear`], [`LayerNorm`],
-//!   [`RmsNorm`], [`Embedding`], [`Conv2d`], [`Activation`], [`Mlp`],
+//!   [`RmsNorm`], [`GroupNorm`], [`Embedding`], [`Conv2d`], [`Activation`], [`Mlp`],
 //!   [`SwiGlu`], [`MultiHeadAttention`] (separate, fused and fused with
 //!   split-bias q/k/v layouts) with [`RotaryEmbedding`] and [`KvCache`].
+//! - [`LlamaModel`]: the Llama decoder (RMSNorm, rope, grouped-query
+//!   attention, SwiGLU) with its KV caches.
 //! - [`VitEncoder`]: the pre-LN transformer encoder of ViT-style towers,
 //!   returning every hidden state on request.
 //! - [`l2_normalize`]: rows scaled to unit L2 norm.
@@ -28,6 +30,7 @@ mod error;
 pub mod generation;
 pub mod kv_cache;
 pub mod linear;
+pub mod llama;
 pub mod mlp;
 pub mod norm;
 pub mod ops;
@@ -45,8 +48,9 @@ pub use error::{Error, Result};
 pub use generation::{generate, CausalDecoder, EarlyStopping, Generated, GenerationConfig, StopReason, TokenCallback};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
+pub use llama::{LlamaCache, LlamaConfig, LlamaDecoderLayer, LlamaModel};
 pub use mlp::{GeluMlp, Mlp, MlpConfig, SwiGlu, SwiGluConfig};
-pub use norm::{LayerNorm, RmsNorm};
+pub use norm::{GroupNorm, LayerNorm, RmsNorm};
 pub use ops::l2_normalize;
 pub use rotary::RotaryEmbedding;
 pub use row_blocks::RowBlocks;

@@ -1,4 +1,5 @@
-//! Normalisation over the last dim: layer norm and RMS norm.
+//! Normalisation: layer norm and RMS norm over the last dim, group norm
+//! over channel groups.
 
 use crate::{Error, Module, Result, VarBuilder};
 use tessera_tensor::Tensor;
@@ -122,5 +123,46 @@ impl RmsNorm {
 impl Module for RmsNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         RmsNorm::forward(self, x)
+    }
+}
+
+/// Group norm of `[n, c, ...]` over `groups` groups of channels, with a
+/// per-channel affine, as PyTorch's `nn.GroupNorm` (the VQ and MAGVIT
+/// autoencoders' norm).
+#[derive(Clone, Debug)]
+pub struct GroupNorm {
+    weight: Tensor,
+    bias: Tensor,
+    groups: usize,
+    eps: f64,
+}
+
+impl GroupNorm {
+    /// Loads `weight` and `bias` `[channels]`; `groups` must divide
+    /// `channels`.
+    pub fn load(vb: &VarBuilder, groups: usize, channels: usize, eps: f64) -> Result<GroupNorm> {
+        if groups == 0 || !channels.is_multiple_of(groups) {
+            return Err(Error::invalid("group_norm", format!("{groups} groups do not divide {channels} channels ({})", vb.prefix())));
+        }
+        Ok(GroupNorm { weight: vb.get(channels, "weight")?, bias: vb.get(channels, "bias")?, groups, eps })
+    }
+
+    /// Channels normalised.
+    pub fn channels(&self) -> usize {
+        self.weight.dims()[0]
+    }
+
+    /// Normalises `x [n, channels, ...]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() < 2 || x.dims()[1] != self.channels() {
+            return Err(Error::invalid("group_norm", format!("input {:?} does not have {} channels in dim 1", x.dims(), self.channels())));
+        }
+        Ok(x.group_norm(self.groups, Some(&self.weight), Some(&self.bias), self.eps)?)
+    }
+}
+
+impl Module for GroupNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        GroupNorm::forward(self, x)
     }
 }

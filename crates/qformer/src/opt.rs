@@ -259,14 +259,7 @@ impl CausalDecoder for OptForCausalLm {
     }
 
     fn select_rows(&self, state: &mut OptCache, rows: &[usize]) -> tessera_nn::Result<()> {
-        let ids: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
-        let index = Tensor::from_slice(&ids, ids.len(), self.device())?;
-        for cache in &mut state.layers {
-            let (Some(k), Some(v)) = (cache.k().cloned(), cache.v().cloned()) else { continue };
-            cache.reset();
-            cache.append(&k.index_select(&index, 0)?, &v.index_select(&index, 0)?)?;
-        }
-        Ok(())
+        state.layers.iter_mut().try_for_each(|c| c.select_rows(rows))
     }
 }
 

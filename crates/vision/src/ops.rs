@@ -20,11 +20,12 @@ pub fn shortest_edge_size(h: usize, w: usize, edge: usize) -> (usize, usize) {
 }
 
 /// The `(height, width)` of an `h x w` image resized so its longest side is
-/// `edge`, each side at least `min_size`, as Janus's `VLMImageProcessor`
-/// computes it: `max(int(side / longest * edge), min_size)`.
+/// `edge`, each side at least `min_size`, as transformers'
+/// `JanusImageProcessor` computes it: `delta = edge / longest`, then
+/// `max(round(side * delta), min_size)` with Python's round half to even.
 pub fn longest_edge_size(h: usize, w: usize, edge: usize, min_size: usize) -> (usize, usize) {
-    let longest = h.max(w) as f64;
-    let side = |s: usize| ((s as f64 / longest * edge as f64) as usize).max(min_size);
+    let delta = edge as f64 / h.max(w) as f64;
+    let side = |s: usize| ((s as f64 * delta).round_ties_even() as usize).max(min_size);
     (side(h), side(w))
 }
 
@@ -106,9 +107,18 @@ mod tests {
         assert_eq!(shortest_edge_size(200, 300, 224), (224, 336));
         assert_eq!(shortest_edge_size(301, 200, 224), (337, 224));
         assert_eq!(shortest_edge_size(1000, 1, 224), (224000, 224));
+    }
+
+    #[test]
+    fn longest_edge_rounds_half_to_even() {
         // Janus: 640x480 to 384 -> 384x288; a sliver keeps min_size.
         assert_eq!(longest_edge_size(480, 640, 384, 14), (288, 384));
         assert_eq!(longest_edge_size(2, 1000, 384, 14), (14, 384));
+        // Halves go to the even side: 5 * 0.5 = 2.5 -> 2, 7 * 0.5 = 3.5 -> 4,
+        // 5 * 0.3 = 1.5 -> 2.
+        assert_eq!(longest_edge_size(5, 6, 3, 1), (2, 3));
+        assert_eq!(longest_edge_size(7, 8, 4, 1), (4, 4));
+        assert_eq!(longest_edge_size(5, 10, 3, 1), (2, 3));
     }
 
     #[test]
