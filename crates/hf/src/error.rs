@@ -35,6 +35,18 @@ pub enum Error {
         msg: String,
     },
 
+    /// A checkpoint file is malformed or refused: a `torch.save` archive
+    /// with a bad zip directory, a pickle that names a global outside the
+    /// allow-list, a tensor view outside its storage (the message says
+    /// which).
+    #[error("checkpoint {file}: {msg}")]
+    Checkpoint {
+        /// The file (or the name given to an in-memory checkpoint).
+        file: String,
+        /// What was wrong.
+        msg: String,
+    },
+
     /// A file could not be read.
     #[error("{path}: {source}")]
     Io {
@@ -88,6 +100,11 @@ impl Error {
         Error::Config { file: file.into(), msg: msg.into() }
     }
 
+    /// An [`Error::Checkpoint`] about `file`.
+    pub fn checkpoint(file: impl Into<String>, msg: impl Into<String>) -> Self {
+        Error::Checkpoint { file: file.into(), msg: msg.into() }
+    }
+
     /// An [`Error::Image`] about the input `source_name`.
     pub fn image(source_name: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Image { source_name: source_name.into(), msg: msg.into() }
@@ -117,7 +134,7 @@ pub fn read_text(path: &Path) -> Result<String> {
 
 /// A file error of the tensor core as this crate's [`Error::Io`] (others,
 /// such as out of memory, stay tensor errors).
-fn file_error(e: tessera_tensor::Error) -> Error {
+pub(crate) fn file_error(e: tessera_tensor::Error) -> Error {
     match e {
         tessera_tensor::Error::Io { path, source } => Error::Io { path, source },
         other => Error::Tensor(other),

@@ -12,21 +12,34 @@
 //! - [`checkpoint`]: a config checked against its checkpoint's tensor names
 //!   and shapes before anything is loaded ([`ConfigCheck`]), and the
 //!   checkpoint tensors a model left unused ([`UnusedTensors`]).
+//! - [`pickle`]: PyTorch `torch.save` checkpoints (`pytorch_model.bin`)
+//!   read by a restricted unpickler that never runs code (globals outside
+//!   an allow-list are refused), as [`TorchCheckpoint`] tensors, and
+//!   [`convert_to_safetensors`] (or [`write_safetensors_plan`], which also
+//!   splits tensors along their rows).
 //! - [`hub`]: a local checkpoint directory, or a hub id fetched into
 //!   hf-hub's cache (cargo feature `hub`).
+//! - [`chat`]: [`ChatTemplate`], a checkpoint's chat template rendered as
+//!   transformers renders it (cargo feature `tokenizer`).
 //! - [`tokenizer`]: [`TextTokenizer`] over tokenizer.json with truncation
 //!   to a context, tokenizer_config.json's limits and pad token, and
 //!   [`TokenBatch`] padding (cargo feature `tokenizer`).
 
+#[cfg(feature = "tokenizer")]
+pub mod chat;
 pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod hub;
+pub mod pickle;
 #[cfg(feature = "tokenizer")]
 pub mod tokenizer;
 
+#[cfg(feature = "tokenizer")]
+pub use chat::ChatTemplate;
 pub use checkpoint::{ConfigCheck, UnusedTensors};
 pub use config::Fields;
 pub use error::{read_file, read_text, Error, Result};
+pub use pickle::{convert_to_safetensors, write_safetensors_plan, OutputTensor, TorchCheckpoint};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::{TextTokenizer, TokenBatch, TokenizerOptions};

@@ -26,7 +26,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tessera_nn::generation::GenerationConfig;
-use tessera_parity::{compare_rows, seeded_values, write_safetensors};
+pub use tessera_parity::fixtures::{PIXEL_EXACT_TOL, PIXEL_MEAN_TOL};
+use tessera_parity::{all, err, expected_values, ids, is_jpeg, judge_pixels, name_filter, FixtureSet, Res, Tolerance};
 pub use tessera_parity::{Check, Report};
 use tessera_qformer::{load_image, Blip2, Blip2Options, ImageFeatures, ReadMode, RgbImage};
 use tessera_tensor::safetensors::SafeTensorsFile;
@@ -38,19 +39,8 @@ pub const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 pub const F32_TOL: f64 = 1e-4;
 /// Least cosine similarity to the reference in f16/bf16.
 pub const HALF_MIN_COSINE: f64 = 0.999;
-/// Largest mean abs difference allowed for the normalised pixel values of a
-/// JPEG (the JPEG decoders differ by a level in places, as in the CLIP
-/// suite); the max is reported beside it.
-pub const PIXEL_MEAN_TOL: f64 = 1.0 / 255.0;
-/// Max abs difference allowed for the normalised pixel values of a
-/// losslessly stored image, where Pillow's resampling is reproduced exactly.
-pub const PIXEL_EXACT_TOL: f64 = 1e-5;
-
-type Res<T> = Result<T, String>;
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
-}
+/// The tolerances of hidden states and logits.
+pub const TOLERANCE: Tolerance = Tolerance { f32_max_abs: F32_TOL, half_min_cosine: HALF_MIN_COSINE };
 
 /// tests/blip2/fixtures.
 pub fn fixtures_dir() -> PathBuf {
@@ -81,12 +71,7 @@ pub struct Generation {
 
 /// The committed fixtures.
 pub struct Fixtures {
-    dir: PathBuf,
-    cases: Value,
-}
-
-fn ids(v: &Value) -> Res<Vec<u32>> {
-    v.as_array().ok_or("expected a list of ids")?.iter().map(|x| x.as_u64().map(|x| x as u32).ok_or_else(|| "bad id".to_string())).collect()
+    set: FixtureSet,
 }
 
 fn generation(v: &Value) -> Res<Generation> {
@@ -102,27 +87,23 @@ fn generation(v: &Value) -> Res<Generation> {
 impl Fixtures {
     /// Opens tests/blip2/fixtures/cases.json.
     pub fn open() -> Res<Fixtures> {
-        let dir = fixtures_dir();
-        let path = dir.join("cases.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Fixtures { cases: serde_json::from_str(&text).map_err(err)?, dir })
+        Ok(Fixtures { set: FixtureSet::open(fixtures_dir())? })
     }
 
     /// The model configurations recorded.
     pub fn models(&self) -> Vec<String> {
-        self.cases["models"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.set.models()
     }
 
     /// The image files.
     pub fn image_paths(&self) -> Res<Vec<PathBuf>> {
-        let list = self.cases["images"].as_array().ok_or("cases.json has no images")?;
-        list.iter().map(|v| v.as_str().map(|p| self.dir.join(p)).ok_or_else(|| "bad image entry".to_string())).collect()
+        self.set.image_paths()
     }
 
     /// The cases of `model`.
     pub fn cases(&self, model: &str) -> Res<Vec<Case>> {
-        let prompts = self.cases["prompts"].as_array().ok_or("cases.json has no prompts")?;
-        let list = self.cases["models"][model]["cases"].as_array().ok_or_else(|| format!("no cases for {model}"))?;
+        let prompts = self.set.cases()["prompts"].as_array().ok_or("cases.json has no prompts")?;
+        let list = self.set.model(model)["cases"].as_array().ok_or_else(|| format!("no cases for {model}"))?;
         list.iter()
             .map(|c| {
                 let p = c["prompt"].as_u64().ok_or("case without prompt index")? as usize;
@@ -139,75 +120,30 @@ impl Fixtures {
 
     /// The expected outputs of `model`.
     pub fn expected(&self, model: &str) -> Res<SafeTensorsFile> {
-        SafeTensorsFile::open(self.dir.join(model).join("expected.safetensors")).map_err(err)
+        self.set.expected(model)
     }
 
     /// The checkpoint's tensors `(name, shape)` (tensors.json).
     pub fn tensor_list(&self, model: &str) -> Res<Vec<(String, Vec<usize>)>> {
-        let path = self.dir.join(model).join("tensors.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let v: Value = serde_json::from_str(&text).map_err(err)?;
-        let list = v["tensors"].as_array().ok_or("tensors.json has no tensors")?;
-        list.iter()
-            .map(|t| {
-                let name = t[0].as_str().ok_or("bad tensor name")?.to_string();
-                let shape = t[1].as_array().ok_or("bad shape")?.iter().map(|d| d.as_u64().unwrap_or(0) as usize).collect();
-                Ok((name, shape))
-            })
-            .collect()
+        self.set.tensor_list(model)
     }
 
     /// Writes `model`'s checkpoint directory: model.safetensors of seeded
     /// weights, its config files and the fixture tokenizer.
     pub fn write_checkpoint(&self, model: &str, dir: &Path) -> Res<()> {
-        self.write_edited_checkpoint(model, dir, |_| {})
+        self.set.write_checkpoint(model, dir)
     }
 
     /// [`write_checkpoint`](Self::write_checkpoint) after `edit` changed the
     /// tensor list (a tensor dropped or reshaped, for the bad-input tests).
     pub fn write_edited_checkpoint(&self, model: &str, dir: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usize>)>)) -> Res<()> {
-        let mut tensors = self.tensor_list(model)?;
-        edit(&mut tensors);
-        write_safetensors(&dir.join("model.safetensors"), &tensors, seeded_values).map_err(err)?;
-        for name in ["config.json", "generation_config.json", "preprocessor_config.json"] {
-            let from = self.dir.join(model).join(name);
-            if from.exists() {
-                std::fs::copy(&from, dir.join(name)).map_err(|e| format!("{}: {e}", from.display()))?;
-            }
-        }
-        for entry in std::fs::read_dir(self.dir.join("tokenizer")).map_err(err)? {
-            let path = entry.map_err(err)?.path();
-            std::fs::copy(&path, dir.join(path.file_name().ok_or("bad tokenizer file")?)).map_err(err)?;
-        }
-        Ok(())
+        self.set.write_edited_checkpoint(model, dir, edit)
     }
 }
 
-fn expected_values(file: &SafeTensorsFile, name: &str) -> Res<Vec<f32>> {
-    file.load(name, &Device::cpu()).map_err(err)?.to_f32_vec().map_err(err)
-}
-
-/// Values compared as the dtype requires: max abs in f32, cosine per row of
-/// `d` in half precision.
+/// Values compared as the dtype requires (see [`TOLERANCE`]).
 fn judge(got: &[f32], expected: &[f32], d: usize, dtype: DType) -> (bool, String) {
-    if got.len() != expected.len() {
-        return (false, format!("{} values, expected {}", got.len(), expected.len()));
-    }
-    let (max_abs, min_cos) = compare_rows(got, expected, d);
-    let passed = if dtype == DType::F32 { max_abs <= F32_TOL } else { min_cos > HALF_MIN_COSINE };
-    (passed, format!("max |diff| {max_abs:.2e}, min cosine {min_cos:.6}"))
-}
-
-/// Folds per-item outcomes into one check outcome.
-fn all(items: Vec<Res<(bool, String)>>) -> Res<(bool, String)> {
-    let mut passed = true;
-    let mut details = Vec::new();
-    for item in items {
-        let (ok, detail) = item?;
-        passed &= ok;
-        details.push(detail);
-    }
-    Ok((passed, details.join("; ")))
+    tessera_parity::judge(got, expected, d, dtype, TOLERANCE)
 }
 
 /// The generation settings of a recorded call.
@@ -225,7 +161,7 @@ fn generation_config(base: &GenerationConfig, g: &Generation) -> GenerationConfi
 /// contains one of its comma-separated words (e.g. `"tiny,opt27b f32"`).
 pub fn run_cases(device: &Device, filter: Option<&str>, limit: Option<usize>) -> Report {
     let mut report = Report::new("BLIP-2 parity", device.name());
-    let wanted = |name: &str| filter.is_none_or(|f| f.split(',').any(|w| name.contains(w.trim())));
+    let wanted = name_filter(filter);
     let fixtures = match Fixtures::open() {
         Ok(f) => f,
         Err(e) => {
@@ -303,27 +239,12 @@ fn check_model(
     Ok(())
 }
 
-fn is_jpeg(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
-}
-
 /// A JPEG within [`PIXEL_MEAN_TOL`] on average; any other image within
 /// [`PIXEL_EXACT_TOL`] everywhere.
 fn check_pixels(blip2: &Blip2, image: &RgbImage, jpeg: bool, expected: &SafeTensorsFile, i: usize) -> Res<(bool, String)> {
     let got = blip2.pixel_values(&[image]).map_err(err)?.to_f32_vec().map_err(err)?;
     let want = expected_values(expected, &format!("pixel_values.{i}"))?;
     Ok(judge_pixels(&got, &want, jpeg, i))
-}
-
-/// Pixel values against the reference's, as [`check_pixels`] judges them.
-fn judge_pixels(got: &[f32], want: &[f32], jpeg: bool, i: usize) -> (bool, String) {
-    if got.len() != want.len() {
-        return (false, format!("image {i}: {} values, expected {}", got.len(), want.len()));
-    }
-    let (max_abs, _) = compare_rows(got, want, got.len());
-    let mean_abs = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).abs()).sum::<f64>() / got.len().max(1) as f64;
-    let passed = if jpeg { mean_abs <= PIXEL_MEAN_TOL } else { max_abs <= PIXEL_EXACT_TOL };
-    (passed, format!("image {i}: max |diff| {max_abs:.1e}, mean {mean_abs:.1e}"))
 }
 
 fn check_prompt_ids(blip2: &Blip2, case: &Case) -> Res<(bool, String)> {

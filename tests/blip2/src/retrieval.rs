@@ -8,10 +8,11 @@
 //! - on transformers' pixel values and ids: ITM logits, ITC logits, image and
 //!   text embeddings within 1e-4 in f32, cosine above 0.999 in f16 and bf16.
 
-use crate::{all, err, fixtures_dir, ids, is_jpeg, judge, judge_pixels, Res, DTYPES};
+use crate::{fixtures_dir, judge, DTYPES};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use tessera_parity::{seeded_values, write_safetensors, Report};
+use tessera_parity::fixtures::read_tensor_list;
+use tessera_parity::{all, err, ids, is_jpeg, judge_pixels, seeded_values, write_safetensors, Report, Res};
 use tessera_qformer::{load_image, Blip2Options, Blip2Retrieval, ReadMode};
 use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::{DType, Device, Tensor};
@@ -49,18 +50,7 @@ fn read_cases() -> Res<Cases> {
 /// model directory's config, processor and tokenizer files.
 pub fn write_checkpoint(model: &str, dir: &Path) -> Res<()> {
     let from = retrieval_dir().join(model);
-    let path = from.join("tensors.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).map_err(err)?;
-    let tensors: Vec<(String, Vec<usize>)> = v["tensors"]
-        .as_array()
-        .ok_or("tensors.json has no tensors")?
-        .iter()
-        .map(|t| {
-            let shape = t[1].as_array().ok_or("bad shape")?.iter().map(|d| d.as_u64().unwrap_or(0) as usize).collect();
-            Ok((t[0].as_str().ok_or("bad tensor name")?.to_string(), shape))
-        })
-        .collect::<Res<_>>()?;
+    let tensors = read_tensor_list(&from.join("tensors.json"))?;
     write_safetensors(&dir.join("model.safetensors"), &tensors, seeded_values).map_err(err)?;
     for name in ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"] {
         std::fs::copy(from.join(name), dir.join(name)).map_err(|e| format!("{}: {e}", from.join(name).display()))?;

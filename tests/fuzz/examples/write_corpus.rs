@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tessera_fuzz::{config, image, index, processor, safetensors, seed_from_env, tokenizer, Case};
+use tessera_fuzz::{config, image, index, pickle, processor, safetensors, seed_from_env, tokenizer, Case};
 
 fn write(dir: &Path, target: &str, corpus: Vec<Case>) -> std::io::Result<usize> {
     let out = dir.join(target);
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         (tokenizer::TARGET, tokenizer::corpus(seed)),
         (processor::TARGET, processor::corpus(seed)),
         (image::TARGET, image::corpus(seed)),
+        (pickle::TARGET, pickle::corpus(seed)),
     ];
     for (target, corpus) in corpora {
         match write(&dir, target, corpus) {

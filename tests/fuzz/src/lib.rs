@@ -33,10 +33,11 @@
 //! | [`tokenizer`] | `TextTokenizer::from_file`, `ClipTokenizer::from_files`, encoding |
 //! | [`processor`] | `ImageProcessor::from_json` (both layouts), preprocessing |
 //! | [`image`] | `decode_image` on PNG, JPEG, GIF, BMP and WebP |
+//! | [`pickle`] | `TorchCheckpoint::from_bytes` (torch.save zip + restricted unpickler), every tensor's `bytes` and `load`, `write_safetensors` |
 //!
 //! ## Adding a target
 //!
-//! A new loader (GGUF, pickle, a new model's config) gets a module with the
+//! A new loader (GGUF, a new model's config) gets a module with the
 //! items above, built from the mutators here ([`mutate`] for bytes,
 //! [`json`] for JSON documents), a `#[test]` in tests/fuzz.rs calling
 //! [`harness::check_target`], and a file in fuzz/fuzz_targets with its
@@ -56,6 +57,7 @@ pub mod image;
 pub mod index;
 pub mod json;
 pub mod mutate;
+pub mod pickle;
 pub mod processor;
 pub mod safetensors;
 pub mod tiny_clip;

@@ -8,7 +8,7 @@
 //! ```
 
 use tessera_fuzz::harness::check_target;
-use tessera_fuzz::{config, image, index, processor, safetensors, seed_from_env, tokenizer};
+use tessera_fuzz::{config, image, index, pickle, processor, safetensors, seed_from_env, tokenizer};
 
 #[test]
 fn fuzz_safetensors() {
@@ -50,4 +50,11 @@ fn fuzz_image() {
     let corpus = image::corpus(seed_from_env());
     assert_eq!(corpus.len(), image::CASES);
     check_target(image::TARGET, corpus, image::run);
+}
+
+#[test]
+fn fuzz_pickle() {
+    let corpus = pickle::corpus(seed_from_env());
+    assert_eq!(corpus.len(), pickle::CASES);
+    check_target(pickle::TARGET, corpus, pickle::run);
 }

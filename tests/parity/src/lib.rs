@@ -15,8 +15,10 @@
 //! arithmetic and one f64 expression are involved, so both languages
 //! produce identical bits.
 
+pub mod fixtures;
 mod report;
 
+pub use fixtures::{all, err, expected_values, ids, is_jpeg, judge, judge_pixels, name_filter, FixtureSet, Res, Tolerance};
 pub use report::{compare_rows, Check, Report};
 use std::path::Path;
 use tessera_tensor::rng::uniform;
