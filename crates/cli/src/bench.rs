@@ -571,6 +571,29 @@ pub fn time_runs<E: From<tessera_tensor::Error>>(
     Ok(Timing { iters: times.len(), median: times[times.len() / 2], best: times[0] })
 }
 
+/// Prints one model-benchmark case's result as a JSON line or a table row
+/// (items per second of the median run).
+pub fn report_case(json: bool, dtype: &str, case: &str, items: usize, unit: &str, timing: &Timing, check: serde_json::Value) {
+    let median_ms = timing.median.as_secs_f64() * 1e3;
+    let per_s = items as f64 / timing.median.as_secs_f64().max(1e-12);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"case": case, "items": items, "unit": unit, "dtype": dtype, "iters": timing.iters, "median_ms": median_ms,
+                "best_ms": timing.best.as_secs_f64() * 1e3, "items_per_s": per_s, "check": check})
+        );
+    } else {
+        println!(
+            "{case:<12} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.2} {unit}/s  {check}",
+            dtype,
+            timing.iters,
+            median_ms,
+            timing.best.as_secs_f64() * 1e3,
+            per_s
+        );
+    }
+}
+
 /// A plain-text table of results.
 pub fn format_table(device: &Device, results: &[BenchResult]) -> String {
     let mut s = String::new();

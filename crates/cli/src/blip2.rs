@@ -19,13 +19,12 @@
 
 use crate::blip2_bench;
 use crate::clip::require_finite;
-use crate::ui::{advance, bar, err, Res};
+use crate::ui::{advance, bar, err, LoadArgs, Res};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera_qformer::{load_image, Blip2, Blip2Options, Blip2Retrieval, GenerationConfig, ReadMode, RgbImage};
-use tessera_tensor::{DType, Device};
+use tessera_qformer::{load_image, Blip2, Blip2Options, Blip2Retrieval, GenerationConfig, RgbImage};
 
 /// `tessera blip2 ...`.
 #[derive(Args)]
@@ -88,29 +87,10 @@ pub struct CaptionArgs {
     pub json: bool,
 }
 
-/// How a BLIP-2 checkpoint is loaded.
-#[derive(Args)]
-pub struct LoadArgs {
-    /// Device: cpu, or KIND[:INDEX] of a compiled-in GPU backend.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// Weights and compute dtype: f32, f16 or bf16 (the Q-Former stays in f32).
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
-    /// Refuse a checkpoint holding tensors the model does not use.
-    #[arg(long)]
-    pub strict: bool,
-    /// Read checkpoint files into memory instead of memory-mapping them; the same as TESSERA_MMAP=0.
-    #[arg(long)]
-    pub no_mmap: bool,
-}
-
 impl LoadArgs {
     /// The pipeline's load options (hub downloads show progress).
     pub fn options(&self) -> Res<Blip2Options> {
-        let device = Device::parse(&self.device).map_err(err)?;
-        let dtype: DType = self.dtype.parse().map_err(err)?;
-        let read_mode = if self.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
+        let (device, dtype, read_mode) = self.parts()?;
         Ok(Blip2Options { device, dtype, download_progress: true, read_mode, strict: self.strict })
     }
 }

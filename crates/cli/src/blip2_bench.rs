@@ -6,7 +6,7 @@
 //! tessera blip2 bench --model DIR --inputs inputs.safetensors [--max-new-tokens 30] [--json]
 //! ```
 
-use crate::bench::{time_runs, BenchOptions};
+use crate::bench::{report_case, time_runs, BenchOptions};
 use crate::clip::require_finite;
 use crate::ui::{err, Res};
 use clap::Args;
@@ -101,26 +101,9 @@ fn min_cosine(got: &[f32], expected: &[f32], batch: usize) -> f64 {
         .fold(1.0, f64::min)
 }
 
-/// Prints one case's result as a JSON line or a table row.
+/// Prints one case's result (see [`report_case`]).
 fn report(args: &BenchArgs, case: &str, items: usize, unit: &str, timing: &crate::bench::Timing, check: serde_json::Value) {
-    let median_ms = timing.median.as_secs_f64() * 1e3;
-    let per_s = items as f64 / timing.median.as_secs_f64().max(1e-12);
-    if args.json {
-        println!(
-            "{}",
-            json!({"case": case, "items": items, "unit": unit, "dtype": args.dtype, "iters": timing.iters, "median_ms": median_ms,
-                "best_ms": timing.best.as_secs_f64() * 1e3, "items_per_s": per_s, "check": check})
-        );
-    } else {
-        println!(
-            "{case:<12} {:>5} {:>6} {:>10.1} {:>10.1} {:>10.2} {unit}/s  {check}",
-            args.dtype,
-            timing.iters,
-            median_ms,
-            timing.best.as_secs_f64() * 1e3,
-            per_s
-        );
-    }
+    report_case(args.json, &args.dtype, case, items, unit, timing, check);
 }
 
 /// Runs `tessera blip2 bench`.

@@ -39,6 +39,10 @@ enum Command {
     Clip(tessera_cli::clip::ClipArgs),
     /// BLIP-2: image captioning and visual question answering.
     Blip2(tessera_cli::blip2::Blip2Args),
+    /// Janus-Pro: questions about images, and text-to-image generation.
+    Janus(tessera_cli::janus::JanusArgs),
+    /// Convert a PyTorch pickle checkpoint (pytorch_model.bin) to safetensors without running its code.
+    Convert(tessera_cli::convert::ConvertArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +85,8 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(&args),
         Command::Clip(args) => tessera_cli::clip::run(&args),
         Command::Blip2(args) => tessera_cli::blip2::run(&args),
+        Command::Janus(args) => tessera_cli::janus::run(&args),
+        Command::Convert(args) => tessera_cli::convert::run(&args),
     }
 }
 
