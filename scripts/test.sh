@@ -37,8 +37,9 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/n
 fi
 
 say "cargo test (workspace, without the conformance suites)"
-# The CLIP and BLIP-2 parity on wgpu run with the wgpu tests below, timed.
-TESSERA_CLIP_PARITY_WGPU=0 TESSERA_BLIP2_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
+# The CLIP, BLIP-2 and Janus-Pro parity on wgpu run with the wgpu tests
+# below, timed.
+TESSERA_CLIP_PARITY_WGPU=0 TESSERA_BLIP2_PARITY_WGPU=0 TESSERA_JANUS_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
 
 # Every loader against seeded corpora of mutated files (docs/fuzzing.md):
 # each case must load or fail with a typed error. The summary lines give
@@ -73,6 +74,13 @@ say "BLIP-2 parity on wgpu"
 blip2_start=$(date +%s)
 cargo test -p tessera-blip2-parity --test wgpu "$@" -- --nocapture
 echo "BLIP-2 parity on wgpu: $(($(date +%s) - blip2_start)) s (with its build)"
+
+# Janus-Pro parity against transformers on wgpu (on lavapipe: the tiny
+# model, every case; see tests/janus/tests/wgpu.rs).
+say "Janus-Pro parity on wgpu"
+janus_start=$(date +%s)
+cargo test -p tessera-janus-parity --test wgpu "$@" -- --nocapture
+echo "Janus-Pro parity on wgpu: $(($(date +%s) - janus_start)) s (with its build)"
 
 # The CPU backend on aarch64 (the NEON micro-kernel), under qemu-user.
 say "CPU backend on aarch64: unit tests and the conformance suite under qemu"
