@@ -101,6 +101,14 @@ pub struct BenchOptions {
     pub budget: Duration,
 }
 
+impl BenchOptions {
+    /// The options of a model benchmark: `warmup` runs, then at least
+    /// `min_iters` (at least 1) and up to 20 within `budget_ms`.
+    pub fn for_model(warmup: usize, min_iters: usize, budget_ms: u64) -> Self {
+        BenchOptions { warmup, min_iters: min_iters.max(1), max_iters: 20, budget: Duration::from_millis(budget_ms) }
+    }
+}
+
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions { warmup: 2, min_iters: 3, max_iters: 50, budget: Duration::from_millis(1500) }

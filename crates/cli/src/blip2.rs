@@ -19,12 +19,12 @@
 
 use crate::blip2_bench;
 use crate::clip::require_finite;
-use crate::ui::{advance, bar, err, LoadArgs, Res};
+use crate::ui::{advance, bar, err, LoadArgs, Res, SamplingArgs};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tessera_qformer::{load_image, Blip2, Blip2Options, Blip2Retrieval, GenerationConfig, RgbImage};
+use tessera_qformer::{load_image, Blip2, Blip2Retrieval, GenerationConfig, RgbImage};
 
 /// `tessera blip2 ...`.
 #[derive(Args)]
@@ -56,43 +56,19 @@ pub struct CaptionArgs {
     /// Text the language model continues after the image, e.g. "Question: how many cats are there? Answer:".
     #[arg(long)]
     pub prompt: Option<String>,
-    /// Most tokens to generate (default: generation_config.json's, else 20).
-    #[arg(long)]
-    pub max_new_tokens: Option<usize>,
     /// Beam search with this many beams (1: greedy or sampling).
     #[arg(long)]
     pub num_beams: Option<usize>,
     /// Length penalty of beam search (scores are divided by length^penalty).
     #[arg(long)]
     pub length_penalty: Option<f64>,
-    /// Sample instead of taking the most likely token.
-    #[arg(long)]
-    pub sample: bool,
-    /// Sampling temperature.
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Keep the smallest set of tokens whose probability reaches P.
-    #[arg(long)]
-    pub top_p: Option<f64>,
-    /// Keep the K most likely tokens (0: off).
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// Seed of the sampler.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Print one JSON object: {"captions": [{"image", "text", "token_ids"}]}.
     #[arg(long)]
     pub json: bool,
-}
-
-impl LoadArgs {
-    /// The pipeline's load options (hub downloads show progress).
-    pub fn options(&self) -> Res<Blip2Options> {
-        let (device, dtype, read_mode) = self.parts()?;
-        Ok(Blip2Options { device, dtype, download_progress: true, read_mode, strict: self.strict })
-    }
 }
 
 /// `tessera blip2 match`.
@@ -133,29 +109,12 @@ pub fn run(args: &Blip2Args) -> ExitCode {
 /// The checkpoint's generation defaults with the flags applied.
 pub fn generation_config(defaults: &GenerationConfig, args: &CaptionArgs) -> Res<GenerationConfig> {
     let mut g = defaults.clone();
-    if let Some(n) = args.max_new_tokens {
-        g.set_max_new_tokens(n);
-    }
+    args.sampling.apply(&mut g);
     if let Some(n) = args.num_beams {
         g.num_beams = n;
     }
     if let Some(p) = args.length_penalty {
         g.length_penalty = p;
-    }
-    if args.sample {
-        g.do_sample = true;
-    }
-    if let Some(t) = args.temperature {
-        g.temperature = t;
-    }
-    if let Some(p) = args.top_p {
-        g.top_p = Some(p);
-    }
-    if let Some(k) = args.top_k {
-        g.top_k = Some(k);
-    }
-    if let Some(s) = args.seed {
-        g.seed = s;
     }
     g.validate().map_err(err)?;
     Ok(g)

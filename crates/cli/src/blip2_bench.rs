@@ -12,7 +12,6 @@ use crate::ui::{err, Res};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use tessera_qformer::{Blip2, Blip2Options, GenerationConfig, ReadMode};
 use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::{DType, Device, Tensor};
@@ -126,12 +125,7 @@ pub fn bench(args: &BenchArgs) -> Res<()> {
     let Some(first) = inputs.images.iter().find(|i| i.0 == 1) else {
         return Err("the inputs need an `images.1` batch (the generation case's image)".into());
     };
-    let opts = BenchOptions {
-        warmup: args.warmup,
-        min_iters: args.min_iters.max(1),
-        max_iters: 20,
-        budget: Duration::from_millis(args.budget_ms),
-    };
+    let opts = BenchOptions::for_model(args.warmup, args.min_iters, args.budget_ms);
     if !args.json {
         println!("{:<12} {:>5} {:>6} {:>10} {:>10} {:>10}  check", "case", "dtype", "iters", "median ms", "best ms", "rate");
     }

@@ -18,13 +18,13 @@
 //! 0` is greedy. Progress bars go to stderr; results to stdout.
 
 use crate::clip::require_finite;
-use crate::ui::{advance, bar, err, LoadArgs, Res};
+use crate::ui::{advance, bar, err, LoadArgs, Res, SamplingArgs};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_janus::pipeline::sampling_at;
-use tessera_janus::{load_image, GenerationConfig, ImageSampling, Janus, JanusOptions, RgbImage};
+use tessera_janus::{load_image, GenerationConfig, ImageSampling, Janus, RgbImage};
 
 /// `tessera janus ...`.
 #[derive(Args)]
@@ -55,24 +55,9 @@ pub struct AskArgs {
     pub images: Vec<PathBuf>,
     /// The question.
     pub question: String,
-    /// Most tokens to generate (default: generation_config.json's max_new_tokens, else 512).
-    #[arg(long)]
-    pub max_new_tokens: Option<usize>,
-    /// Sample instead of taking the most likely token.
-    #[arg(long)]
-    pub sample: bool,
-    /// Sampling temperature.
-    #[arg(long)]
-    pub temperature: Option<f64>,
-    /// Keep the smallest set of tokens whose probability reaches P.
-    #[arg(long)]
-    pub top_p: Option<f64>,
-    /// Keep the K most likely tokens (0: off).
-    #[arg(long)]
-    pub top_k: Option<usize>,
-    /// Seed of the sampler.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// Sampling flags; without --max-new-tokens, generation_config.json's max_new_tokens, else 512.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Print one JSON object: {"text", "token_ids"}.
@@ -131,8 +116,7 @@ pub fn run(args: &JanusArgs) -> ExitCode {
 }
 
 fn load(model: &str, load: &LoadArgs) -> Res<Janus> {
-    let (device, dtype, read_mode) = load.parts()?;
-    let options = JanusOptions { device, dtype, download_progress: true, read_mode, strict: load.strict };
+    let options = load.options()?;
     let loading = bar("loading model");
     let janus = Janus::load_with_progress(model, &options, &mut advance(&loading)).map_err(err)?;
     loading.finish_and_clear();
@@ -145,34 +129,14 @@ fn load(model: &str, load: &LoadArgs) -> Res<Janus> {
 /// The checkpoint's text-generation defaults with the flags applied.
 pub fn answer_config(defaults: &GenerationConfig, args: &AskArgs) -> Res<GenerationConfig> {
     let mut g = defaults.clone();
-    match args.max_new_tokens {
-        Some(n) => {
-            g.set_max_new_tokens(n);
-        }
-        // transformers' max_length of 20 counts the prompt, which for an
-        // image alone is hundreds of tokens: without an explicit limit the
-        // answer gets a budget of its own.
-        None if !g.max_new_tokens_is_set() => {
-            g.set_max_new_tokens(DEFAULT_MAX_NEW_TOKENS);
-        }
-        None => {}
+    // transformers' max_length of 20 counts the prompt, which for an image
+    // alone is hundreds of tokens: without an explicit limit the answer
+    // gets a budget of its own.
+    if !g.max_new_tokens_is_set() {
+        g.set_max_new_tokens(DEFAULT_MAX_NEW_TOKENS);
     }
+    args.sampling.apply(&mut g);
     g.num_beams = 1;
-    if args.sample {
-        g.do_sample = true;
-    }
-    if let Some(t) = args.temperature {
-        g.temperature = t;
-    }
-    if let Some(p) = args.top_p {
-        g.top_p = Some(p);
-    }
-    if let Some(k) = args.top_k {
-        g.top_k = Some(k);
-    }
-    if let Some(s) = args.seed {
-        g.seed = s;
-    }
     g.validate().map_err(err)?;
     Ok(g)
 }

@@ -19,8 +19,8 @@ use crate::ui::{err, LoadArgs, Res};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::Duration;
-use tessera_janus::{load_image, GenerationConfig, ImageSampling, Janus, JanusOptions, SamplingConfig};
+use tessera_hf::LoadOptions;
+use tessera_janus::{load_image, GenerationConfig, ImageSampling, Janus, SamplingConfig};
 
 /// `tessera janus bench`.
 #[derive(Args)]
@@ -61,16 +61,11 @@ pub struct BenchArgs {
 
 /// Runs `tessera janus bench`.
 pub fn bench(args: &BenchArgs) -> Res<()> {
-    let (device, dtype, read_mode) = args.load.parts()?;
-    let options = JanusOptions { device: device.clone(), dtype, read_mode, strict: args.load.strict, download_progress: false };
+    let options = LoadOptions { download_progress: false, ..args.load.options()? };
+    let (device, dtype) = (options.device.clone(), options.dtype);
     let janus = Janus::load_with_progress(&args.model, &options, &mut |_, _| {}).map_err(err)?;
     let image = load_image(&args.image).map_err(err)?;
-    let opts = BenchOptions {
-        warmup: args.warmup,
-        min_iters: args.min_iters.max(1),
-        max_iters: 20,
-        budget: Duration::from_millis(args.budget_ms),
-    };
+    let opts = BenchOptions::for_model(args.warmup, args.min_iters, args.budget_ms);
     if !args.json {
         println!("{:<12} {:>5} {:>6} {:>10} {:>10} {:>10}  check", "case", "dtype", "iters", "median ms", "best ms", "rate");
     }

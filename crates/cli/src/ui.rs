@@ -2,6 +2,8 @@
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use tessera_hf::LoadOptions;
+use tessera_nn::generation::GenerationConfig;
 use tessera_tensor::safetensors::ReadMode;
 use tessera_tensor::{DType, Device};
 
@@ -54,5 +56,58 @@ impl LoadArgs {
         let dtype: DType = self.dtype.parse().map_err(err)?;
         let read_mode = if self.no_mmap { ReadMode::Read } else { ReadMode::from_env() };
         Ok((device, dtype, read_mode))
+    }
+
+    /// The pipelines' load options (hub downloads show progress).
+    pub fn options(&self) -> Res<LoadOptions> {
+        let (device, dtype, read_mode) = self.parts()?;
+        Ok(LoadOptions { device, dtype, download_progress: true, read_mode, strict: self.strict })
+    }
+}
+
+/// The sampling flags of the text-generating commands.
+#[derive(Args)]
+pub struct SamplingArgs {
+    /// Most tokens to generate (default: generation_config.json's; without it 20 for BLIP-2, 512 for Janus-Pro).
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Sample instead of taking the most likely token.
+    #[arg(long)]
+    pub sample: bool,
+    /// Sampling temperature.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Keep the smallest set of tokens whose probability reaches P.
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Keep the K most likely tokens (0: off).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Seed of the sampler.
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// `g` with the flags given applied.
+    pub fn apply(&self, g: &mut GenerationConfig) {
+        if let Some(n) = self.max_new_tokens {
+            g.set_max_new_tokens(n);
+        }
+        if self.sample {
+            g.do_sample = true;
+        }
+        if let Some(t) = self.temperature {
+            g.temperature = t;
+        }
+        if let Some(p) = self.top_p {
+            g.top_p = Some(p);
+        }
+        if let Some(k) = self.top_k {
+            g.top_k = Some(k);
+        }
+        if let Some(s) = self.seed {
+            g.seed = s;
+        }
     }
 }

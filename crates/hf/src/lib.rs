@@ -17,6 +17,8 @@
 //!   an allow-list are refused), as [`TorchCheckpoint`] tensors, and
 //!   [`convert_to_safetensors`] (or [`write_safetensors_plan`], which also
 //!   splits tensors along their rows).
+//! - [`LoadOptions`]: the device, dtype and file reading every model
+//!   pipeline loads with.
 //! - [`hub`]: a local checkpoint directory, or a hub id fetched into
 //!   hf-hub's cache (cargo feature `hub`).
 //! - [`chat`]: [`ChatTemplate`], a checkpoint's chat template rendered as
@@ -31,6 +33,7 @@ pub mod checkpoint;
 pub mod config;
 mod error;
 pub mod hub;
+mod options;
 pub mod pickle;
 #[cfg(feature = "tokenizer")]
 pub mod tokenizer;
@@ -40,6 +43,7 @@ pub use chat::ChatTemplate;
 pub use checkpoint::{ConfigCheck, UnusedTensors};
 pub use config::Fields;
 pub use error::{read_file, read_text, Error, Result};
+pub use options::LoadOptions;
 pub use pickle::{convert_to_safetensors, write_safetensors_plan, OutputTensor, TorchCheckpoint};
 #[cfg(feature = "tokenizer")]
 pub use tokenizer::{TextTokenizer, TokenBatch, TokenizerOptions};

@@ -13,8 +13,8 @@ use tessera_hf::hub::{self, HubFile, CONFIG_FILE, PREPROCESSOR_FILE, PROCESSOR_F
 use tessera_hf::{Fields, UnusedTensors};
 use tessera_nn::generation::{generate, GenerationConfig, StopReason};
 use tessera_nn::{SamplingConfig, VarBuilder};
-use tessera_tensor::safetensors::{Checkpoint, ReadMode};
-use tessera_tensor::{DType, Device, Tensor};
+use tessera_tensor::safetensors::Checkpoint;
+use tessera_tensor::Tensor;
 use tessera_vision::RgbImage;
 
 /// The generation defaults of a checkpoint.
@@ -37,25 +37,7 @@ pub const JANUS_CHECKPOINT: &[HubFile] = &[
 pub const DEFAULT_GUIDANCE_SCALE: f64 = 5.0;
 
 /// How to load a checkpoint.
-#[derive(Clone, Debug)]
-pub struct JanusOptions {
-    /// The device the model runs on.
-    pub device: Device,
-    /// The dtype weights are cast to and computed in: f32, f16 or bf16.
-    pub dtype: DType,
-    /// Show hf-hub's download progress bars (hub ids only).
-    pub download_progress: bool,
-    /// Whether checkpoint files are memory-mapped or read into memory.
-    pub read_mode: ReadMode,
-    /// Refuse a checkpoint holding tensors the model does not use.
-    pub strict: bool,
-}
-
-impl Default for JanusOptions {
-    fn default() -> Self {
-        JanusOptions { device: Device::cpu(), dtype: DType::F32, download_progress: false, read_mode: ReadMode::from_env(), strict: false }
-    }
-}
+pub type JanusOptions = tessera_hf::LoadOptions;
 
 /// One generated answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,9 +104,7 @@ impl Janus {
 
     /// [`from_dir`](Self::from_dir) with a progress callback.
     pub fn from_dir_with_progress(dir: &Path, options: &JanusOptions, progress: LoadProgress<'_>) -> Result<Janus> {
-        if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-            return Err(Error::invalid("janus", format!("dtype {} is not supported: use f32, f16 or bf16", options.dtype)));
-        }
+        options.check_float_dtype("janus")?;
         let config_file = dir.join(CONFIG_FILE);
         let config = JanusConfig::from_file(&config_file)?;
         let text = &config.text_config;

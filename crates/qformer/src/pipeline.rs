@@ -14,8 +14,8 @@ use tessera_hf::tokenizer::TokenBatch;
 use tessera_hf::UnusedTensors;
 use tessera_nn::generation::{generate, Generated, GenerationConfig, StopReason};
 use tessera_nn::VarBuilder;
-use tessera_tensor::safetensors::{Checkpoint, ReadMode};
-use tessera_tensor::{DType, Device, Tensor};
+use tessera_tensor::safetensors::Checkpoint;
+use tessera_tensor::{Device, Tensor};
 use tessera_vision::{Filter, ImageProcessor, ResizeTo, RgbImage, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 
 /// The generation defaults of a checkpoint.
@@ -49,27 +49,8 @@ pub fn blip_processor(image_size: usize) -> ImageProcessor {
     }
 }
 
-/// How to load a checkpoint.
-#[derive(Clone, Debug)]
-pub struct Blip2Options {
-    /// The device the model runs on.
-    pub device: Device,
-    /// The dtype weights are cast to and computed in: f32, f16 or bf16 (the
-    /// Q-Former stays in f32).
-    pub dtype: DType,
-    /// Show hf-hub's download progress bars (hub ids only).
-    pub download_progress: bool,
-    /// Whether checkpoint files are memory-mapped or read into memory.
-    pub read_mode: ReadMode,
-    /// Refuse a checkpoint holding tensors the model does not use.
-    pub strict: bool,
-}
-
-impl Default for Blip2Options {
-    fn default() -> Self {
-        Blip2Options { device: Device::cpu(), dtype: DType::F32, download_progress: false, read_mode: ReadMode::from_env(), strict: false }
-    }
-}
+/// How to load a checkpoint (the Q-Former stays in f32 whatever the dtype).
+pub type Blip2Options = tessera_hf::LoadOptions;
 
 /// One generated text.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,9 +84,7 @@ const IGNORED: &[&str] = &[".position_ids", "qformer.embeddings.", ".intermediat
 /// The dtype check, config.json and the image processor of checkpoint
 /// directory `dir`, which must give the square size the vision tower takes.
 pub(crate) fn open_dir(dir: &Path, options: &Blip2Options) -> Result<(Blip2Config, PathBuf, ImageProcessor)> {
-    if !matches!(options.dtype, DType::F32 | DType::F16 | DType::BF16) {
-        return Err(Error::invalid("blip2", format!("dtype {} is not supported: use f32, f16 or bf16", options.dtype)));
-    }
+    options.check_float_dtype("blip2")?;
     let config_file = dir.join(CONFIG_FILE);
     let config = Blip2Config::from_file(&config_file)?;
     let image_size = config.vision_config.image_size;

@@ -1,10 +1,13 @@
-//! Few-row products (`m` small: decode-time GEMV), streaming B once.
+//! Few-row products (`m` small: decode-time GEMV, a few batched or guided
+//! rows), streaming B once for all of them.
 //!
 //! When B's columns are contiguous (`B = W^T` for a row-major weight `W`, the
 //! way models call it), every output is a dot product of an A row with a
 //! weight row: SIMD dot products with four accumulators, reading half-precision
 //! weights directly (bf16 widened by a shift, f16 by F16C), so a bf16 weight
-//! costs half the memory traffic of an f32 one. When B's rows are contiguous,
+//! costs half the memory traffic of an f32 one. Each weight row is read from
+//! memory once for every row of A (the rows of A dot it while it is in
+//! cache), so `m` rows cost one pass over the weights. When B's rows are contiguous,
 //! output rows are built by scaled row additions. Columns are split over
 //! threads. Other layouts return `false` and go to the packed GEMM.
 
@@ -116,28 +119,48 @@ pub fn gemv<TA: GemmElem, TB: DotElem>(
     if !(b.rs == 1 || b.cs == 1) || k == 0 {
         return false;
     }
-    for i in 0..m {
-        let x: Vec<f32> = (0..k).map(|p| a.at(i, p)).collect();
-        let row = &mut c[i * n..(i + 1) * n];
-        if b.rs == 1 {
-            let x = TB::prepare(&x);
-            row.par_chunks_mut(COLS_PER_TASK).enumerate().for_each(|(t, out)| {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    let rows: Vec<Vec<f32>> = (0..m).map(|i| (0..k).map(|p| a.at(i, p)).collect()).collect();
+    let put = |o: &mut f32, v: f32| *o = if accumulate { *o + v } else { v };
+    if b.rs == 1 {
+        // Every weight row is read from memory once for all `m` rows of A:
+        // each task dots its columns' weight rows (four at a time, from
+        // cache after the first row of A) with every row of A.
+        let xs: Vec<Cow<'_, [f32]>> = rows.iter().map(|x| TB::prepare(x)).collect();
+        let blocks: Vec<Vec<f32>> = (0..n.div_ceil(COLS_PER_TASK))
+            .into_par_iter()
+            .map(|t| {
+                let (j0, cols) = (t * COLS_PER_TASK, COLS_PER_TASK.min(n - t * COLS_PER_TASK));
                 let wrow = |jj: usize| {
-                    let start = b.off + (t * COLS_PER_TASK + jj) * b.cs;
+                    let start = b.off + (j0 + jj) * b.cs;
                     &b.data[start..start + k]
                 };
-                let done = out.len() / 4 * 4;
-                let mut quads = out.chunks_exact_mut(4);
-                let put = |o: &mut f32, v: f32| *o = if accumulate { *o + v } else { v };
-                for (q, o) in (&mut quads).enumerate() {
-                    let dots = TB::dot4(&x, [wrow(4 * q), wrow(4 * q + 1), wrow(4 * q + 2), wrow(4 * q + 3)]);
-                    o.iter_mut().zip(dots).for_each(|(o, v)| put(o, v));
+                let mut block = vec![0.0f32; m * cols];
+                let quads = cols / 4;
+                for q in 0..quads {
+                    let w = [wrow(4 * q), wrow(4 * q + 1), wrow(4 * q + 2), wrow(4 * q + 3)];
+                    for (i, x) in xs.iter().enumerate() {
+                        block[i * cols + 4 * q..][..4].copy_from_slice(&TB::dot4(x, w));
+                    }
                 }
-                for (jj, o) in quads.into_remainder().iter_mut().enumerate() {
-                    put(o, TB::dot(&x, wrow(done + jj)));
+                for jj in 4 * quads..cols {
+                    for (i, x) in xs.iter().enumerate() {
+                        block[i * cols + jj] = TB::dot(x, wrow(jj));
+                    }
                 }
-            });
-        } else {
+                block
+            })
+            .collect();
+        for (t, block) in blocks.iter().enumerate() {
+            let (j0, cols) = (t * COLS_PER_TASK, block.len() / m);
+            for i in 0..m {
+                c[i * n + j0..][..cols].iter_mut().zip(&block[i * cols..(i + 1) * cols]).for_each(|(o, &v)| put(o, v));
+            }
+        }
+    } else {
+        for (x, row) in rows.iter().zip(c.chunks_exact_mut(n)) {
             row.par_chunks_mut(4 * COLS_PER_TASK).enumerate().for_each(|(t, out)| {
                 if !accumulate {
                     out.fill(0.0);
