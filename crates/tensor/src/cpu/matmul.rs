@@ -13,10 +13,10 @@ use crate::backend::{UnaryOp, View};
 use crate::Layout;
 use rayon::prelude::*;
 
-/// Up to this many rows, a product streams B once instead of packing it:
-/// decode steps of a few sequences (beams, guided pairs, batched images)
-/// are bound by reading the weights, which the GEMV path does once.
-const GEMV_MAX_ROWS: usize = 8;
+/// Up to this many rows, a product streams B once instead of packing it
+/// (8 was measured slower on Janus-Pro's 8-row generation steps than the
+/// packed GEMM: docs/benchmarks.md).
+const GEMV_MAX_ROWS: usize = 2;
 
 /// Shape of one batched product: `[batch..., m, k] x [batch..., k, n]`.
 struct Problem {
