@@ -35,6 +35,7 @@ mod error;
 pub mod hub;
 mod options;
 pub mod pickle;
+pub mod time;
 #[cfg(feature = "tokenizer")]
 pub mod tokenizer;
 
