@@ -5,8 +5,8 @@ use crate::memory::CudaStorage;
 use crate::ops::{self, Ctx};
 use std::sync::Arc;
 use tessera_tensor::{
-    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DType, DeviceInfo, NormKind, ReduceOp, Result,
-    RopeStyle, StorageRef, UnaryOp, View,
+    ArgReduceOp, AttentionParams, Backend, BackendStorage, BinaryOp, CmpOp, Conv2dParams, DType, DeviceInfo, Layout, NormKind, ReduceOp,
+    Result, RopeStyle, StorageRef, UnaryOp, View,
 };
 
 /// A CUDA device as a Tessera backend. Every op is queued on the device's
@@ -93,6 +93,11 @@ impl Backend for CudaBackend {
 
     fn copy(&self, src: View) -> Result<StorageRef> {
         ops::elementwise::copy(&self.cx(), src).map(wrap)
+    }
+    fn write_into(&self, dst: &mut dyn BackendStorage, dst_layout: &Layout, src: View) -> Result<bool> {
+        let Some(dst) = dst.as_any_mut().downcast_mut::<CudaStorage>() else { return Ok(false) };
+        ops::elementwise::copy_into(&self.cx(), dst.ptr(), dst_layout, src)?;
+        Ok(true)
     }
     fn cast(&self, src: View, to: DType) -> Result<StorageRef> {
         ops::elementwise::cast(&self.cx(), src, to).map(wrap)

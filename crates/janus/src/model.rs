@@ -264,6 +264,8 @@ impl JanusForConditionalGeneration {
         let ids: Vec<u32> = cond_ids.iter().chain(uncond_ids).copied().collect();
         let embeds = self.language_model.embed(&ids, 2)?;
         let mut cache = self.language_model.new_cache();
+        // Room for the whole grid up front: every step then appends in place.
+        cache.reserve(needed)?;
         let hidden = last_position(&self.language_model.forward_embeds(&embeds, None, &mut cache)?)?;
         let rows: Vec<usize> = (0..2 * images).map(|r| r / images).collect();
         cache.select_rows(&rows)?;

@@ -375,7 +375,7 @@ impl MultiHeadAttention {
         self.check_input(x, "input")?;
         let (b, t) = (x.dims()[0], x.dims()[1]);
         let (k, v) = match (cache.k(), cache.v()) {
-            (Some(k), Some(v)) => (k.clone(), v.clone()),
+            (Some(k), Some(v)) => (k, v),
             _ => return Err(Error::invalid("attention", "the cache is empty")),
         };
         let q = match &self.qkv {

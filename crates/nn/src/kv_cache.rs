@@ -3,15 +3,28 @@
 use crate::{Error, Result};
 use tessera_tensor::Tensor;
 
+/// Positions a cache allocates room for at least, when nothing was reserved.
+const MIN_CAPACITY: usize = 64;
+
 /// Keys and values `[b, h_kv, t, d]` seen so far by one attention layer.
 ///
-/// [`append`](KvCache::append) concatenates along the time dim (dim 2) and
-/// returns the full cache; each append copies the cache, which is simple and
-/// right, at O(t) per step.
+/// The cache keeps buffers `[b, h_kv, capacity, d]` and hands out their
+/// first `len` positions as views. [`append`](KvCache::append) writes the
+/// new positions into the spare capacity in place ([`Tensor::slice_set`]),
+/// so a decode step costs the new entries only; when the capacity runs out
+/// the buffers are reallocated at twice the size (within the limit), and
+/// [`reserve`](KvCache::reserve) sizes them up front when the final length
+/// is known. A write goes in place only while no view of the buffers is
+/// alive (the attention step that used them has dropped them) and the
+/// backend can write in place; otherwise it copies, as a concatenation
+/// would, and the values seen are the same either way.
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
     k: Option<Tensor>,
     v: Option<Tensor>,
+    len: usize,
+    /// Capacity the first allocation should have (from `reserve`).
+    reserved: usize,
     max_len: Option<usize>,
 }
 
@@ -23,17 +36,17 @@ impl KvCache {
 
     /// An empty cache that refuses to grow past `max_len` positions.
     pub fn with_max_len(max_len: usize) -> Self {
-        KvCache { k: None, v: None, max_len: Some(max_len) }
+        KvCache { max_len: Some(max_len), ..KvCache::default() }
     }
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.dims()[2])
+        self.len
     }
 
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// The position limit, if any.
@@ -41,20 +54,42 @@ impl KvCache {
         self.max_len
     }
 
+    /// Positions the buffers hold room for (0 before the first append).
+    pub fn capacity(&self) -> usize {
+        self.k.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    /// Makes room for `additional` more positions (within the limit), so
+    /// that appending them does not reallocate.
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
+        let want = self.clamp(self.len + additional);
+        match (&self.k, &self.v) {
+            (Some(k), Some(v)) if want > k.dims()[2] => {
+                let (k, v) = (k.narrow(2, 0, self.len)?, v.narrow(2, 0, self.len)?);
+                self.k = Some(with_capacity(&k, want)?);
+                self.v = Some(with_capacity(&v, want)?);
+            }
+            (Some(_), Some(_)) => {}
+            _ => self.reserved = self.reserved.max(want),
+        }
+        Ok(())
+    }
+
     /// Drops everything cached (the limit stays).
     pub fn reset(&mut self) {
         self.k = None;
         self.v = None;
+        self.len = 0;
     }
 
-    /// The cached keys, if any.
-    pub fn k(&self) -> Option<&Tensor> {
-        self.k.as_ref()
+    /// The cached keys `[b, h_kv, len, dk]`, if any.
+    pub fn k(&self) -> Option<Tensor> {
+        self.k.as_ref().and_then(|k| k.narrow(2, 0, self.len).ok())
     }
 
-    /// The cached values, if any.
-    pub fn v(&self) -> Option<&Tensor> {
-        self.v.as_ref()
+    /// The cached values `[b, h_kv, len, dv]`, if any.
+    pub fn v(&self) -> Option<Tensor> {
+        self.v.as_ref().and_then(|v| v.narrow(2, 0, self.len).ok())
     }
 
     /// Appends `k` `[b, h, t, dk]` and `v` `[b, h, t, dv]` and returns the
@@ -67,27 +102,61 @@ impl KvCache {
                 format!("keys {:?} and values {:?} must be [b, h, t, d] with equal b, h, t", k.dims(), v.dims()),
             ));
         }
-        let new_len = self.len() + k.dims()[2];
+        let t = k.dims()[2];
+        let new_len = self.len + t;
         if let Some(max) = self.max_len {
             if new_len > max {
-                return Err(Error::invalid(
-                    "kv_cache",
-                    format!("appending {} positions to {} exceeds the limit of {max}", k.dims()[2], self.len()),
-                ));
+                return Err(Error::invalid("kv_cache", format!("appending {t} positions to {} exceeds the limit of {max}", self.len)));
             }
         }
-        let (k_all, v_all) = match (&self.k, &self.v) {
-            (Some(ck), Some(cv)) => (Tensor::cat(&[ck, k], 2)?, Tensor::cat(&[cv, v], 2)?),
-            _ => (k.clone(), v.clone()),
+        let (mut kb, mut vb) = match (self.k.take(), self.v.take()) {
+            (Some(ck), Some(cv)) => {
+                // (`slice_set` checks the device.)
+                let fits = |new: &Tensor, cached: &Tensor| {
+                    new.dims()[..2] == cached.dims()[..2] && new.dims()[3] == cached.dims()[3] && new.dtype() == cached.dtype()
+                };
+                if !fits(k, &ck) || !fits(v, &cv) {
+                    let msg = format!(
+                        "keys {:?} / values {:?} ({}) do not extend the cached {:?} / {:?} ({})",
+                        k.dims(),
+                        v.dims(),
+                        k.dtype(),
+                        ck.dims(),
+                        cv.dims(),
+                        ck.dtype()
+                    );
+                    (self.k, self.v) = (Some(ck), Some(cv));
+                    return Err(Error::invalid("kv_cache", msg));
+                }
+                (ck, cv)
+            }
+            _ => {
+                let capacity = self.clamp(new_len.max(self.reserved).max(MIN_CAPACITY));
+                (with_capacity(&k.narrow(2, 0, 0)?, capacity)?, with_capacity(&v.narrow(2, 0, 0)?, capacity)?)
+            }
         };
-        self.k = Some(k_all.clone());
-        self.v = Some(v_all.clone());
-        Ok((k_all, v_all))
+        if new_len > kb.dims()[2] {
+            let capacity = self.clamp(new_len.max(2 * kb.dims()[2]));
+            kb = with_capacity(&kb.narrow(2, 0, self.len)?, capacity)?;
+            vb = with_capacity(&vb.narrow(2, 0, self.len)?, capacity)?;
+        }
+        let written = kb.slice_set(k, 2, self.len).and_then(|_| vb.slice_set(v, 2, self.len));
+        if let Err(e) = written {
+            // A failed write may have left one buffer written past `len`,
+            // which no view reaches: the cache is as it was.
+            (self.k, self.v) = (Some(kb), Some(vb));
+            return Err(e.into());
+        }
+        self.len = new_len;
+        let views = (kb.narrow(2, 0, new_len)?, vb.narrow(2, 0, new_len)?);
+        (self.k, self.v) = (Some(kb), Some(vb));
+        Ok(views)
     }
 
     /// Rearranges the cached rows: row `i` becomes old row `rows[i]` (rows
     /// may repeat: one prompt expanded to several rows, beams reordered).
-    /// An empty cache stays empty; an index past the batch is an error.
+    /// The capacity is kept. An empty cache stays empty; an index past the
+    /// batch is an error.
     pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
         let (Some(k), Some(v)) = (&self.k, &self.v) else { return Ok(()) };
         let b = k.dims()[0];
@@ -101,4 +170,19 @@ impl KvCache {
         self.v = Some(v);
         Ok(())
     }
+
+    /// `len` within the limit.
+    fn clamp(&self, len: usize) -> usize {
+        self.max_len.map_or(len, |max| len.min(max))
+    }
+}
+
+/// A contiguous buffer of `capacity` positions along dim 2 starting with
+/// `prefix`'s, the rest zero.
+fn with_capacity(prefix: &Tensor, capacity: usize) -> Result<Tensor> {
+    let mut shape = prefix.dims().to_vec();
+    shape[2] = capacity;
+    let mut buf = Tensor::zeros(shape, prefix.dtype(), prefix.device())?;
+    buf.slice_set(prefix, 2, 0)?;
+    Ok(buf)
 }

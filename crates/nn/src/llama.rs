@@ -126,6 +126,12 @@ impl LlamaCache {
         self.len() == 0
     }
 
+    /// Makes room in every layer for `additional` more positions (see
+    /// [`KvCache::reserve`]).
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|c| c.reserve(additional))
+    }
+
     /// Rearranges the rows: row `i` becomes old row `rows[i]` (see
     /// [`KvCache::select_rows`]).
     pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {

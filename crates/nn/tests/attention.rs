@@ -225,6 +225,66 @@ fn kv_cache_limit_and_reset() {
 }
 
 #[test]
+fn kv_cache_grows_in_place_and_views_keep_their_values() {
+    let (b, h, d) = (2, 3, 4);
+    let step = |seed: u64, t: usize| (random(seed, &[b, h, t, d]), random(seed + 100, &[b, h, t, d]));
+    let mut cache = KvCache::new();
+    let (k0, v0) = step(1, 2);
+    let (held_k, _) = cache.append(&k0, &v0).unwrap();
+    assert_eq!(cache.capacity(), 64, "an unreserved first allocation has the minimum capacity");
+    // A view from an earlier append is still alive: this append copies,
+    // and the held view keeps the two positions it saw.
+    let (k1, v1) = step(2, 1);
+    cache.append(&k1, &v1).unwrap();
+    assert_eq!(to_vec(&held_k), to_vec(&k0));
+    drop(held_k);
+    // Nothing else holds the buffers now: appends write in place.
+    let before = cache.k().unwrap().storage().clone();
+    let ptr = std::sync::Arc::as_ptr(&before) as *const u8;
+    drop(before);
+    let mut all_k = vec![k0.clone(), k1.clone()];
+    let mut all_v = vec![v0.clone(), v1.clone()];
+    for i in 0..3 {
+        let (k, v) = step(10 + i, 1);
+        cache.append(&k, &v).unwrap();
+        all_k.push(k);
+        all_v.push(v);
+    }
+    let after = cache.k().unwrap();
+    assert_eq!(std::sync::Arc::as_ptr(after.storage()) as *const u8, ptr, "appends reuse the buffer");
+    let cat = |xs: &[Tensor]| Tensor::cat(&xs.iter().collect::<Vec<_>>(), 2).unwrap();
+    assert_eq!(to_vec(&after), to_vec(&cat(&all_k)));
+    assert_eq!(to_vec(&cache.v().unwrap()), to_vec(&cat(&all_v)));
+    drop(after);
+    // Past the capacity the buffers double; the contents stay.
+    let (k, v) = step(50, 70);
+    cache.append(&k, &v).unwrap();
+    all_k.push(k);
+    assert_eq!(cache.len(), 76);
+    assert_eq!(cache.capacity(), 128);
+    assert_eq!(to_vec(&cache.k().unwrap()), to_vec(&cat(&all_k)));
+    // Selecting rows keeps the capacity, and a reserve within it is free.
+    cache.select_rows(&[1, 1, 0]).unwrap();
+    assert_eq!((cache.len(), cache.capacity()), (76, 128));
+    assert_eq!(to_vec(&cache.k().unwrap().narrow(0, 2, 1).unwrap()), to_vec(&cat(&all_k).narrow(0, 0, 1).unwrap()));
+    cache.reserve(10).unwrap();
+    assert_eq!(cache.capacity(), 128);
+    cache.reserve(100).unwrap();
+    assert_eq!(cache.capacity(), 176);
+    // A limited cache never allocates past its limit.
+    let mut limited = KvCache::with_max_len(3);
+    limited.reserve(1000).unwrap();
+    let (k, v) = step(7, 3);
+    limited.append(&k, &v).unwrap();
+    assert_eq!(limited.capacity(), 3);
+    // Entries that do not extend the cache are refused, and it is unchanged.
+    let (k, v) = (random(1, &[b, h + 1, 1, d]), random(2, &[b, h + 1, 1, d]));
+    let err = cache.append(&k, &v).unwrap_err();
+    assert!(err.to_string().contains("do not extend"), "{err}");
+    assert_eq!(cache.len(), 76);
+}
+
+#[test]
 fn half_precision_layer_follows_f32() {
     let (hidden, hq, hkv, d) = (16, 4, 2, 4);
     let w = Weights::new(8, hidden, hidden, hq, hkv, d);

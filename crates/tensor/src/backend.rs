@@ -23,6 +23,7 @@ use std::sync::Arc;
 /// A backend's buffer of elements of one dtype.
 pub trait BackendStorage: Any + Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
     fn dtype(&self) -> DType;
     /// Number of elements.
     fn len(&self) -> usize;
@@ -400,6 +401,17 @@ pub trait Backend: Send + Sync + Debug {
     /// index `floor(dst * in / out)`, as PyTorch's `nearest`).
     fn upsample_nearest2d(&self, _x: View, _out_h: usize, _out_w: usize) -> Result<Option<StorageRef>> {
         Ok(None)
+    }
+    /// Writes `src` over the region `dst_layout` of `dst` (same shape and
+    /// dtype), in place, answering whether it did; `Ok(false)` makes the
+    /// core build the result by copying instead. The core calls this only
+    /// with a storage no tensor but the one being written refers to, and a
+    /// region of distinct elements inside it, so the write changes nothing
+    /// any other tensor can observe: storages stay immutable to their
+    /// readers. A backend that keeps data derived from a storage (the CPU's
+    /// packed copies) must drop it here.
+    fn write_into(&self, _dst: &mut dyn BackendStorage, _dst_layout: &Layout, _src: View) -> Result<bool> {
+        Ok(false)
     }
     /// `q` `[b, hq, tq, d]`, `k` `[b, hkv, tk, d]`, `v` `[b, hkv, tk, dv]`
     /// with `hq % hkv == 0`; `mask` additive, already broadcast to

@@ -409,6 +409,39 @@ impl Tensor {
         Ok(first.wrap(s, &shape))
     }
 
+    /// Writes `src` over positions `start..start + src.dims()[dim]` of `dim`
+    /// (`src` has this tensor's shape elsewhere, and its dtype and device),
+    /// answering whether the write went to this tensor's own storage. That
+    /// happens when this tensor is contiguous, no other tensor shares its
+    /// storage (clones and views share it) and the backend writes in place;
+    /// otherwise `self` becomes a new tensor with the region replaced, and
+    /// tensors sharing the old storage still see the old values. Growing a
+    /// buffer this way (a KV cache appending into reserved capacity) costs
+    /// the written region only.
+    pub fn slice_set(&mut self, src: &Tensor, dim: impl Dim, start: usize) -> Result<bool> {
+        let op = "slice_set";
+        let d = dim.resolve(self.rank(), op)?;
+        self.same_device(src, op)?;
+        check_same_dtype(op, self, src)?;
+        let len = src.dims().get(d).copied().unwrap_or(0);
+        let fits = src.rank() == self.rank() && (0..self.rank()).all(|i| i == d || src.dims()[i] == self.dims()[i]);
+        if !fits || start + len > self.dims()[d] {
+            return Err(Error::invalid(op, format!("{:?} does not fit at {start} along dim {d} of {:?}", src.dims(), self.dims())));
+        }
+        if len == 0 {
+            return Ok(true);
+        }
+        let region = self.layout().narrow(d, start, len)?;
+        if self.is_contiguous() && self.write_in_place(&region, src)? {
+            return Ok(true);
+        }
+        let end = self.dims()[d];
+        let (before, after) = (self.narrow(d, 0, start)?, self.narrow(d, start + len, end - start - len)?);
+        let parts: Vec<&Tensor> = [&before, src, &after].into_iter().filter(|t| t.dims()[d] > 0).collect();
+        *self = Tensor::cat(&parts, d)?;
+        Ok(false)
+    }
+
     /// Stacks equal-shaped tensors along a new dim.
     pub fn stack(tensors: &[&Tensor], dim: impl Dim) -> Result<Tensor> {
         let first = tensors.first().ok_or_else(|| Error::invalid("stack", "no tensors given"))?;

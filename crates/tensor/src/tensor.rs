@@ -6,6 +6,7 @@ use crate::dtype::{bytes_to_f64, f64_to_bytes, Element};
 use crate::shape::{Dim, Layout, Shape};
 use crate::{DType, Device, Error, Result};
 use std::fmt;
+use std::sync::Arc;
 
 /// An n-dimensional array on a device. `Send + Sync`; immutable: every op
 /// returns a new tensor (which may be a view of the same storage).
@@ -43,6 +44,17 @@ impl Tensor {
 
     pub(crate) fn with_layout(&self, layout: Layout) -> Tensor {
         Tensor { storage: self.storage.clone(), layout, device: self.device.clone() }
+    }
+
+    /// `src` written over `region` of this tensor's storage, when no other
+    /// tensor shares the storage and the backend writes in place (see
+    /// [`Tensor::slice_set`]); `Ok(false)` leaves everything unchanged.
+    pub(crate) fn write_in_place(&mut self, region: &Layout, src: &Tensor) -> Result<bool> {
+        let backend = self.device.backend();
+        match Arc::get_mut(&mut self.storage) {
+            Some(storage) => backend.write_into(storage, region, src.view()),
+            None => Ok(false),
+        }
     }
 
     pub fn view(&self) -> View<'_> {

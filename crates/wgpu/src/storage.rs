@@ -26,6 +26,9 @@ impl BackendStorage for WgpuStorage {
     fn as_any(&self) -> &dyn Any {
         self
     }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
     fn dtype(&self) -> DType {
         self.dtype
     }

@@ -21,18 +21,30 @@
 //! `KB x QB` score tile exists per task. Causal tasks stop at the last key
 //! their queries can see. Grouped-query heads read KV head `h / (hq / hkv)`.
 //! A query that sees no key gets a zero output row.
+//!
+//! With few queries per KV head (decoding: one new token, the query heads of
+//! one group), packing K and V would copy the whole cache to use it once, so
+//! [`few_queries`] reads K's and V's rows where they lie (a KV cache's
+//! narrowed buffer, f32 or half precision): the scores are dot products of
+//! each query with four key rows at a time, the softmax runs over a query's
+//! score row, and the output accumulates the weighted V rows, each K and V
+//! row read once for all the queries of its head.
 
-use super::gemm::{gemm_packed, pack_a_block, pack_b_block, panel_width, Strided};
+use super::gemm::{gemm_packed, pack_a_block, pack_b_block, panel_width, DotElem, Strided};
 use super::read::{elem_f32, read_f32};
 use super::vecmath;
-use super::{cpu, CpuStorage};
+use super::{cpu, BufElem, CpuStorage};
 use crate::backend::{AttentionParams, View};
+use crate::DType;
 use rayon::prelude::*;
 
 /// Queries per task (a multiple of every panel width).
 const QB: usize = 64;
 /// Keys per score tile.
 const KB: usize = 256;
+/// Most queries per KV head (query heads of a group times query positions)
+/// that take the [`few_queries`] path.
+const FEW_QUERIES: usize = 8;
 
 /// K and V^T of one KV head, per key tile, in A-panel layout.
 struct PackedHead {
@@ -41,6 +53,12 @@ struct PackedHead {
 }
 
 pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionParams) -> CpuStorage {
+    let per_kv_head = q.layout.shape()[1] / k.layout.shape()[1].max(1) * q.layout.shape()[2];
+    if per_kv_head <= FEW_QUERIES {
+        if let Some(out) = few_queries(q, k, v, mask, p) {
+            return out;
+        }
+    }
     let (qs, ks, vs) = (read_f32(q), read_f32(k), read_f32(v));
     let (b, hq, tq, d) = {
         let s = q.layout.shape();
@@ -132,6 +150,109 @@ pub fn attention(q: View, k: View, v: View, mask: Option<View>, p: &AttentionPar
             let inv = if l[r] > 0.0 { 1.0 / l[r] } else { 0.0 };
             for (c, x) in orow.iter_mut().enumerate() {
                 *x = ot[c * width + r] * inv;
+            }
+        }
+    });
+    CpuStorage::from_f32(q.dtype(), out)
+}
+
+/// Attention for few queries per KV head, reading K and V in place (see the
+/// module docs); `None` when their dtype or layout needs the tiled path
+/// (dtypes other than f32/bf16/f16, feature dims that are not unit-stride).
+fn few_queries(q: View, k: View, v: View, mask: Option<View>, p: &AttentionParams) -> Option<CpuStorage> {
+    let unit_rows = |x: &View| x.layout.shape()[3] <= 1 || x.layout.strides()[3] == 1;
+    if k.dtype() != v.dtype() || !unit_rows(&k) || !unit_rows(&v) {
+        return None;
+    }
+    match k.dtype() {
+        DType::F32 => Some(few_queries_of::<f32>(q, k, v, mask, p)),
+        DType::BF16 => Some(few_queries_of::<half::bf16>(q, k, v, mask, p)),
+        DType::F16 => Some(few_queries_of::<half::f16>(q, k, v, mask, p)),
+        _ => None,
+    }
+}
+
+fn few_queries_of<T: DotElem + BufElem>(q: View, k: View, v: View, mask: Option<View>, p: &AttentionParams) -> CpuStorage {
+    let qs = read_f32(q);
+    let (b, hq, tq, d) = {
+        let s = q.layout.shape();
+        (s[0], s[1], s[2], s[3])
+    };
+    let (hkv, tk, dv) = (k.layout.shape()[1], k.layout.shape()[2], v.layout.shape()[3]);
+    let group = hq / hkv;
+    let nq = group * tq;
+    let shift = tk as isize - tq as isize;
+    // Keys query position `i` sees.
+    let visible = |i: usize| if p.causal { (i as isize + shift + 1).clamp(0, tk as isize) as usize } else { tk };
+    let (kd, vd) = (T::slice(cpu(&k).buf()), T::slice(cpu(&v).buf()));
+    let (ks, vs) = (k.layout.strides(), v.layout.strides());
+    let mut out = vec![0.0f32; b * hq * tq * dv];
+    if dv == 0 || nq == 0 {
+        return CpuStorage::from_f32(q.dtype(), out);
+    }
+    // The query heads of KV head `h` are heads `h * group..`, so one task's
+    // output rows (row r: head h * group + r / tq, position r % tq) are
+    // contiguous.
+    out.par_chunks_mut(nq * dv).enumerate().for_each(|(task, o)| {
+        let (bi, kvh) = (task / hkv, task % hkv);
+        let first_row = (bi * hq + kvh * group) * tq;
+        let queries: Vec<Vec<f32>> = (0..nq)
+            .map(|r| {
+                let scaled: Vec<f32> = qs[(first_row + r) * d..][..d].iter().map(|&x| x * p.scale as f32).collect();
+                T::prepare(&scaled).into_owned()
+            })
+            .collect();
+        let seen = visible(tq - 1);
+        let krow = |j: usize| &kd[k.layout.offset() + bi * ks[0] + kvh * ks[1] + j * ks[2]..][..d];
+        let vrow = |j: usize| &vd[v.layout.offset() + bi * vs[0] + kvh * vs[1] + j * vs[2]..][..dv];
+        // Scores, one row of `seen` per query.
+        let mut scores = vec![0.0f32; nq * seen];
+        let mut j = 0;
+        while j + 4 <= seen {
+            let rows = [krow(j), krow(j + 1), krow(j + 2), krow(j + 3)];
+            for (r, qv) in queries.iter().enumerate() {
+                scores[r * seen + j..][..4].copy_from_slice(&T::dot4(qv, rows));
+            }
+            j += 4;
+        }
+        for j in j..seen {
+            for (r, qv) in queries.iter().enumerate() {
+                scores[r * seen + j] = T::dot(qv, krow(j));
+            }
+        }
+        // Mask, causal limit and softmax per query; `weight[r]` is 1/sum,
+        // 0 for a query that sees nothing.
+        let mut weight = vec![0.0f32; nq];
+        for (r, row) in scores.chunks_mut(seen).enumerate() {
+            let (h, i) = (kvh * group + r / tq, r % tq);
+            let row = &mut row[..visible(i)];
+            if let Some(mv) = &mask {
+                let (lay, s) = (mv.layout, mv.layout.strides());
+                let buf = cpu(mv).buf();
+                let base = lay.offset() + bi * s[0] + h * s[1] + i * s[2];
+                for (j, x) in row.iter_mut().enumerate() {
+                    *x += elem_f32(mv.dtype(), buf, base + j * s[3]);
+                }
+            }
+            let m = vecmath::max(row);
+            if m == f32::NEG_INFINITY {
+                row.fill(0.0);
+                continue;
+            }
+            let sum = vecmath::exp_shifted_sum(row, m);
+            weight[r] = 1.0 / sum;
+        }
+        // O = P V, each V row read once for every query.
+        for j in 0..seen {
+            let vj = vrow(j);
+            for (r, orow) in o.chunks_mut(dv).enumerate() {
+                if j >= visible(r % tq) {
+                    continue;
+                }
+                let pj = scores[r * seen + j] * weight[r];
+                for (x, &y) in orow.iter_mut().zip(vj) {
+                    *x += pj * y.to_f32();
+                }
             }
         }
     });

@@ -70,6 +70,24 @@ pub fn cat(srcs: &[View], dim: usize) -> CpuStorage {
     CpuStorage::new(first.dtype(), out)
 }
 
+/// `src` written over the region `region` of `dst` (same shape and dtype),
+/// in place. Packed copies of `dst` are dropped: they may cover the region.
+pub fn write_into(dst: &mut CpuStorage, region: &Layout, src: View) {
+    dst.packs = Default::default();
+    let from = cpu(&src).buf();
+    dispatch!(from, T => {
+        let vals = gather_map(T::slice(from), src.layout, |x| x);
+        let out = T::slice_mut(&mut dst.buf);
+        if region.is_contiguous() {
+            out[region.offset()..region.offset() + vals.len()].copy_from_slice(&vals);
+        } else {
+            for (v, o) in vals.into_iter().zip(region.offsets()) {
+                out[o] = v;
+            }
+        }
+    })
+}
+
 pub fn upsample_nearest2d(x: View, out_h: usize, out_w: usize) -> CpuStorage {
     let s = x.layout.shape();
     let (n, c, h, w) = (s[0], s[1], s[2], s[3]);

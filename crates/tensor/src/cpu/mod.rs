@@ -22,7 +22,7 @@ use crate::backend::{
     StorageRef, UnaryOp, View,
 };
 use crate::dtype::{f32_to_f8e4m3, f32_to_f8e5m2};
-use crate::{DType, Error, Result};
+use crate::{DType, Error, Layout, Result};
 use half::{bf16, f16};
 use std::any::Any;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ pub(crate) use dispatch;
 /// Element types of [`Buf`] variants.
 pub trait BufElem: bytemuck::Pod + Send + Sync + 'static {
     fn slice(buf: &Buf) -> &[Self];
+    fn slice_mut(buf: &mut Buf) -> &mut [Self];
     fn wrap(v: Vec<Self>) -> Buf;
 }
 
@@ -84,6 +85,12 @@ macro_rules! buf_elem {
                 match buf {
                     Buf::$var(v) => v,
                     other => unreachable!("buffer of {other:?} read as {}", stringify!($t)),
+                }
+            }
+            fn slice_mut(buf: &mut Buf) -> &mut [Self] {
+                match buf {
+                    Buf::$var(v) => v,
+                    other => unreachable!("buffer of {other:?} written as {}", stringify!($t)),
                 }
             }
             fn wrap(v: Vec<Self>) -> Buf {
@@ -150,6 +157,9 @@ impl CpuStorage {
 
 impl BackendStorage for CpuStorage {
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
     fn dtype(&self) -> DType {
@@ -356,6 +366,13 @@ impl Backend for CpuBackend {
     }
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef> {
         self.run(|| Ok(index::cat(srcs, dim).into_ref()))
+    }
+    fn write_into(&self, dst: &mut dyn BackendStorage, dst_layout: &Layout, src: View) -> Result<bool> {
+        let Some(dst) = dst.as_any_mut().downcast_mut::<CpuStorage>() else { return Ok(false) };
+        self.run(|| {
+            index::write_into(dst, dst_layout, src);
+            Ok(true)
+        })
     }
     fn matmul_bias(&self, lhs: View, rhs: View, bias: View, act: Option<UnaryOp>) -> Result<Option<StorageRef>> {
         self.run(|| Ok(Some(matmul::matmul_bias(lhs, rhs, bias, act).into_ref())))

@@ -1,5 +1,5 @@
 //! Data movement: contiguous copies, index_select, gather, embedding, cat,
-//! stack. Every dtype, FP8 included; compared exactly.
+//! stack, slice_set. Every dtype, FP8 included; compared exactly.
 
 use super::signed_dim;
 use crate::arr::Arr;
@@ -19,6 +19,7 @@ pub fn run(s: &mut Suite) {
     embedding(s);
     cat(s);
     stack(s);
+    slice_set(s);
 }
 
 /// Values of any dtype: integers over their range, floats over a range every
@@ -204,4 +205,71 @@ fn stack(s: &mut Suite) {
             });
         }
     }
+}
+
+/// `slice_set` over every layout of the destination, in place (a contiguous
+/// destination nothing else shares) or by copy (a strided one, or one whose
+/// old storage a clone still holds, which must keep the old values).
+fn slice_set(s: &mut Suite) {
+    let name = "slice_set";
+    if !s.on(name) {
+        return;
+    }
+    let mut g = Gen::for_op(name);
+    for dt in s.dtypes() {
+        for case in 0..CASES + 2 {
+            let rank = g.int(1, 4) as usize;
+            let shape = g.shape(rank, true, 1024);
+            let dim = g.below(rank);
+            let api = signed_dim(&mut g, dim, rank);
+            let len = g.below(shape[dim] + 1);
+            let start = g.below(shape[dim] - len + 1);
+            let mut src_shape = shape.clone();
+            src_shape[dim] = len;
+            // Contiguous destinations every other case, so both paths run.
+            let dst_lay = if case % 2 == 0 { Lay::Contig } else { Lay::random(&mut g) };
+            let src_lay = Lay::random(&mut g);
+            let shared = case % 4 == 2;
+            let desc =
+                format!("{dt} {shape:?} {dst_lay} dim {api} at {start}: {src_shape:?} {src_lay}{}", if shared { ", shared" } else { "" });
+            s.case(name, desc, |dev| {
+                let dst = input(dev, &mut g, &shape, dt, dst_lay, &mut any_value(dt))?;
+                let src = input(dev, &mut g, &src_shape, dt, src_lay, &mut any_value(dt))?;
+                let rest = shape[dim] - start - len;
+                let want = rf::cat(&[&dst.v.narrow(dim, 0, start), &src.v, &dst.v.narrow(dim, start + len, rest)], dim);
+                let Input { t: mut out, v: old } = dst;
+                let keep = shared.then(|| out.clone());
+                let contiguous = out.is_contiguous();
+                let in_place = out.slice_set(&src.t, api, start)?;
+                if (shared || !contiguous) && in_place && len > 0 {
+                    bail!("wrote in place into a storage that is shared or not contiguous");
+                }
+                if let Some(kept) = keep {
+                    exact(&kept, dt, &old)?;
+                }
+                exact(&out, dt, &want)
+            });
+        }
+    }
+    bad_slice_set(s);
+}
+
+fn bad_slice_set(s: &mut Suite) {
+    let name = "slice_set";
+    s.case(name, "rejects a source that does not fit, or of another dtype".into(), |dev| {
+        let mut t = Tensor::zeros(vec![2, 5, 3], DType::F32, dev)?;
+        let src = Tensor::zeros(vec![2, 2, 3], DType::F32, dev)?;
+        for (bad, what) in [
+            (t.clone().slice_set(&src, 1, 4), "past the end"),
+            (t.clone().slice_set(&Tensor::zeros(vec![2, 2, 4], DType::F32, dev)?, 1, 0), "a wrong shape"),
+            (t.clone().slice_set(&src.to_dtype(DType::F16)?, 1, 0), "another dtype"),
+            (t.clone().slice_set(&src.reshape(vec![4, 3])?, 1, 0), "another rank"),
+        ] {
+            if bad.is_ok() {
+                bail!("accepted {what}");
+            }
+        }
+        t.slice_set(&src, 1, 3)?;
+        Ok(())
+    });
 }
