@@ -94,6 +94,9 @@ impl Backend for CudaBackend {
     fn copy(&self, src: View) -> Result<StorageRef> {
         ops::elementwise::copy(&self.cx(), src).map(wrap)
     }
+    fn writes_in_place(&self) -> bool {
+        true
+    }
     fn write_into(&self, dst: &mut dyn BackendStorage, dst_layout: &Layout, src: View) -> Result<bool> {
         let Some(dst) = dst.as_any_mut().downcast_mut::<CudaStorage>() else { return Ok(false) };
         ops::elementwise::copy_into(&self.cx(), dst.ptr(), dst_layout, src)?;

@@ -376,8 +376,10 @@ pub fn llama_config(f: &Fields<'_>) -> Result<LlamaConfig> {
         rms_norm_eps: f.epsilon("rms_norm_eps", d.rms_norm_eps)?,
         rope_theta,
         attention_bias: f.get("attention_bias", d.attention_bias)?,
+        attention_out_bias: f.get("attention_bias", d.attention_bias)?,
         mlp_bias: f.get("mlp_bias", d.mlp_bias)?,
         hidden_act: f.activation("hidden_act", d.hidden_act)?,
+        causal: true,
     };
     if !f.is_set("head_dim") {
         f.check_heads(c.hidden_size, c.num_attention_heads)?;

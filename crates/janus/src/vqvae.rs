@@ -1,7 +1,8 @@
 //! Janus' VQ model (`JanusVQVAE`): a convolutional encoder, a codebook
 //! quantizer and a decoder, so that images become grids of tokens and
 //! tokens become images; plus the generation modules that live beside it
-//! (`generation_embeddings`, `generation_aligner`, `generation_head`).
+//! (`generation_embeddings`, `generation_aligner`, `generation_head`). The
+//! encoder and decoder are tessera-nn's VQGAN ones ([`tessera_nn::vqgan`]).
 //!
 //! ```text
 //! model.vqmodel.encoder.{conv_in, down.L.{block.B, attn.B, downsample.conv}, mid, norm_out, conv_out}
@@ -30,268 +31,43 @@
 use crate::config::{JanusVqConfig, VQ_NORM_GROUPS};
 use crate::vision::JanusAlignerMlp;
 use crate::{Error, Result};
-use tessera_nn::{Activation, Conv2d, Embedding, GroupNorm, Linear, VarBuilder};
-use tessera_tensor::{scaled_dot_product_attention, Conv2dParams, DType, Tensor};
+use tessera_nn::vqgan::{UpNames, VqganDecoder, VqganEncoder, VqganSpec};
+use tessera_nn::{Activation, Conv2d, Embedding, Linear, VarBuilder};
+use tessera_tensor::{Conv2dParams, DType, Tensor};
 
 /// The GroupNorm epsilon of every VQ block.
 const NORM_EPS: f64 = 1e-6;
 /// `F.normalize`'s floor on the norm.
 const NORMALIZE_EPS: f64 = 1e-12;
 
-fn conv(vb: &VarBuilder, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Conv2d> {
-    let params = Conv2dParams { stride: (stride, stride), padding: (pad, pad), ..Default::default() };
-    Ok(Conv2d::load(vb, cin, cout, (k, k), params, true)?)
+fn conv1x1(vb: &VarBuilder, cin: usize, cout: usize) -> Result<Conv2d> {
+    Ok(Conv2d::load(vb, cin, cout, (1, 1), Conv2dParams::default(), true)?)
 }
 
-fn norm(vb: &VarBuilder, channels: usize) -> Result<GroupNorm> {
-    Ok(GroupNorm::load(vb, VQ_NORM_GROUPS, channels, NORM_EPS)?)
-}
-
-fn swish(x: &Tensor) -> Result<Tensor> {
-    Ok(Activation::Silu.apply(x)?)
-}
-
-/// `JanusVQVAEResnetBlock`.
-#[derive(Clone, Debug)]
-struct ResnetBlock {
-    norm1: GroupNorm,
-    conv1: Conv2d,
-    norm2: GroupNorm,
-    conv2: Conv2d,
-    nin_shortcut: Option<Conv2d>,
-}
-
-impl ResnetBlock {
-    fn load(vb: &VarBuilder, cin: usize, cout: usize) -> Result<Self> {
-        Ok(ResnetBlock {
-            norm1: norm(&vb.pp("norm1"), cin)?,
-            conv1: conv(&vb.pp("conv1"), cin, cout, 3, 1, 1)?,
-            norm2: norm(&vb.pp("norm2"), cout)?,
-            conv2: conv(&vb.pp("conv2"), cout, cout, 3, 1, 1)?,
-            nin_shortcut: if cin != cout { Some(conv(&vb.pp("nin_shortcut"), cin, cout, 1, 1, 0)?) } else { None },
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&swish(&self.norm1.forward(x)?)?)?;
-        let h = self.conv2.forward(&swish(&self.norm2.forward(&h)?)?)?;
-        let residual = match &self.nin_shortcut {
-            Some(c) => c.forward(x)?,
-            None => x.clone(),
-        };
-        Ok(residual.add(&h)?)
-    }
-}
-
-/// `JanusVQVAEAttnBlock`.
-#[derive(Clone, Debug)]
-struct AttnBlock {
-    norm: GroupNorm,
-    q: Conv2d,
-    k: Conv2d,
-    v: Conv2d,
-    proj_out: Conv2d,
-}
-
-impl AttnBlock {
-    fn load(vb: &VarBuilder, c: usize) -> Result<Self> {
-        Ok(AttnBlock {
-            norm: norm(&vb.pp("norm"), c)?,
-            q: conv(&vb.pp("q"), c, c, 1, 1, 0)?,
-            k: conv(&vb.pp("k"), c, c, 1, 1, 0)?,
-            v: conv(&vb.pp("v"), c, c, 1, 1, 0)?,
-            proj_out: conv(&vb.pp("proj_out"), c, c, 1, 1, 0)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-        let normed = self.norm.forward(x)?;
-        // [b, c, h, w] -> one head of h*w positions: [b, 1, hw, c].
-        let heads = |t: Tensor| -> Result<Tensor> { Ok(t.reshape(vec![b, c, h * w])?.transpose(1, 2)?.unsqueeze(1)?) };
-        let q = heads(self.q.forward(&normed)?)?;
-        let k = heads(self.k.forward(&normed)?)?;
-        let v = heads(self.v.forward(&normed)?)?;
-        let scale = (c as f64).powf(-0.5);
-        let out = scaled_dot_product_attention(&q, &k, &v, None, false, Some(scale))?;
-        let out = out.squeeze(1)?.transpose(1, 2)?.reshape(vec![b, c, h, w])?;
-        Ok(x.add(&self.proj_out.forward(&out)?)?)
-    }
-}
-
-/// `JanusVQVAEMidBlock`: block, attention, block.
-#[derive(Clone, Debug)]
-struct MidBlock {
-    block_1: ResnetBlock,
-    attn_1: AttnBlock,
-    block_2: ResnetBlock,
-}
-
-impl MidBlock {
-    fn load(vb: &VarBuilder, c: usize) -> Result<Self> {
-        Ok(MidBlock {
-            block_1: ResnetBlock::load(&vb.pp("block_1"), c, c)?,
-            attn_1: AttnBlock::load(&vb.pp("attn_1"), c)?,
-            block_2: ResnetBlock::load(&vb.pp("block_2"), c, c)?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.block_2.forward(&self.attn_1.forward(&self.block_1.forward(x)?)?)
-    }
-}
-
-/// One level of the encoder or decoder: blocks, each followed by its
-/// attention where the level has them, then the resampling conv.
-#[derive(Clone, Debug)]
-struct Level {
-    blocks: Vec<ResnetBlock>,
-    attn: Vec<AttnBlock>,
-    resample: Option<Conv2d>,
-}
-
-impl Level {
-    fn load(vb: &VarBuilder, blocks: usize, mut cin: usize, cout: usize, attention: bool) -> Result<Self> {
-        let (mut list, mut attn) = (Vec::with_capacity(blocks), Vec::new());
-        for i in 0..blocks {
-            list.push(ResnetBlock::load(&vb.pp("block").pp(i), cin, cout)?);
-            cin = cout;
-            if attention {
-                attn.push(AttnBlock::load(&vb.pp("attn").pp(i), cout)?);
-            }
-        }
-        Ok(Level { blocks: list, attn, resample: None })
-    }
-
-    fn forward_blocks(&self, mut x: Tensor) -> Result<Tensor> {
-        for (i, block) in self.blocks.iter().enumerate() {
-            x = block.forward(&x)?;
-            if let Some(attn) = self.attn.get(i) {
-                x = attn.forward(&x)?;
-            }
-        }
-        Ok(x)
-    }
-}
-
-/// `JanusVQVAEEncoder`.
-#[derive(Clone, Debug)]
-pub struct JanusVqVaeEncoder {
-    conv_in: Conv2d,
-    down: Vec<Level>,
-    mid: MidBlock,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
-}
-
-impl JanusVqVaeEncoder {
-    fn load(vb: &VarBuilder, c: &JanusVqConfig) -> Result<Self> {
-        let (base, levels) = (c.base_channels, c.num_resolutions());
-        let mut down = Vec::with_capacity(levels);
-        let mut cin = base;
-        for (l, &m) in c.channel_multiplier.iter().enumerate() {
-            let lvb = vb.pp("down").pp(l);
-            let cout = base * m;
-            let mut level = Level::load(&lvb, c.num_res_blocks, cin, cout, l == levels - 1)?;
-            if l != levels - 1 {
-                level.resample = Some(conv(&lvb.pp("downsample.conv"), cout, cout, 3, 2, 0)?);
-            }
-            cin = cout;
-            down.push(level);
-        }
-        Ok(JanusVqVaeEncoder {
-            conv_in: conv(&vb.pp("conv_in"), c.in_channels, base, 3, 1, 1)?,
-            down,
-            mid: MidBlock::load(&vb.pp("mid"), cin)?,
-            norm_out: norm(&vb.pp("norm_out"), cin)?,
-            conv_out: conv(&vb.pp("conv_out"), cin, c.latent_channels, 3, 1, 1)?,
-        })
-    }
-
-    /// `pixels [b, in, s, s] -> latents [b, latent, s / 2^(levels-1), ...]`.
-    pub fn forward(&self, pixels: &Tensor) -> Result<Tensor> {
-        let mut h = self.conv_in.forward(pixels)?;
-        for level in &self.down {
-            h = level.forward_blocks(h)?;
-            if let Some(down) = &level.resample {
-                h = down.forward(&pad_right_bottom(&h)?)?;
-            }
-        }
-        let h = self.mid.forward(&h)?;
-        self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?).map_err(Into::into)
-    }
-}
-
-/// `F.pad(x, (0, 1, 0, 1))`: one zero column on the right, one zero row at
-/// the bottom of `[b, c, h, w]`.
-fn pad_right_bottom(x: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = (x.dims()[0], x.dims()[1], x.dims()[2], x.dims()[3]);
-    let col = Tensor::zeros(vec![b, c, h, 1], x.dtype(), x.device())?;
-    let x = Tensor::cat(&[x, &col], 3)?;
-    let row = Tensor::zeros(vec![b, c, 1, w + 1], x.dtype(), x.device())?;
-    Ok(Tensor::cat(&[&x, &row], 2)?)
-}
-
-/// `JanusVQVAEDecoder`.
-#[derive(Clone, Debug)]
-pub struct JanusVqVaeDecoder {
-    conv_in: Conv2d,
-    mid: MidBlock,
-    up: Vec<Level>,
-    norm_out: GroupNorm,
-    conv_out: Conv2d,
-}
-
-impl JanusVqVaeDecoder {
-    fn load(vb: &VarBuilder, c: &JanusVqConfig) -> Result<Self> {
-        let (base, levels) = (c.base_channels, c.num_resolutions());
-        let mut cin = base * c.channel_multiplier[levels - 1];
-        let conv_in = conv(&vb.pp("conv_in"), c.latent_channels, cin, 3, 1, 1)?;
-        let mid = MidBlock::load(&vb.pp("mid"), cin)?;
-        let mut up = Vec::with_capacity(levels);
-        for j in 0..levels {
-            let level_index = levels - 1 - j;
-            let cout = base * c.channel_multiplier[level_index];
-            let uvb = vb.pp("up").pp(j);
-            let mut level = Level::load(&uvb, c.num_res_blocks + 1, cin, cout, j == 0)?;
-            if level_index != 0 {
-                level.resample = Some(conv(&uvb.pp("upsample.conv"), cout, cout, 3, 1, 1)?);
-            }
-            cin = cout;
-            up.push(level);
-        }
-        Ok(JanusVqVaeDecoder {
-            conv_in,
-            mid,
-            up,
-            norm_out: norm(&vb.pp("norm_out"), cin)?,
-            conv_out: conv(&vb.pp("conv_out"), cin, c.out_channels, 3, 1, 1)?,
-        })
-    }
-
-    /// `latents [b, latent, g, g] -> pixels [b, out, g * 2^(levels-1), ...]`.
-    pub fn forward(&self, latents: &Tensor) -> Result<Tensor> {
-        let h = self.mid.forward(&self.conv_in.forward(latents)?)?;
-        let mut h = h;
-        for level in &self.up {
-            h = level.forward_blocks(h)?;
-            if let Some(upsample) = &level.resample {
-                let (hh, ww) = (h.dims()[2], h.dims()[3]);
-                h = upsample.forward(&h.upsample_nearest2d(2 * hh, 2 * ww)?)?;
-            }
-        }
-        self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?).map_err(Into::into)
+/// The encoder's or decoder's sizes: `blocks` res blocks per level,
+/// attention in the deepest level only.
+fn spec(c: &JanusVqConfig, image_channels: usize, blocks: usize) -> VqganSpec {
+    let levels = c.num_resolutions();
+    VqganSpec {
+        image_channels,
+        latent_channels: c.latent_channels,
+        base_channels: c.base_channels,
+        ch_mult: c.channel_multiplier.clone(),
+        blocks: vec![blocks; levels],
+        attention: (0..levels).map(|l| l == levels - 1).collect(),
+        norm_groups: VQ_NORM_GROUPS,
+        norm_eps: NORM_EPS,
     }
 }
 
 /// `JanusVQVAE`: encoder, quantizer and decoder.
 #[derive(Clone, Debug)]
 pub struct JanusVqVae {
-    encoder: JanusVqVaeEncoder,
+    encoder: VqganEncoder,
     quant_conv: Conv2d,
     embedding: Tensor,
     post_quant_conv: Conv2d,
-    decoder: JanusVqVaeDecoder,
+    decoder: VqganDecoder,
     config: JanusVqConfig,
 }
 
@@ -299,11 +75,11 @@ impl JanusVqVae {
     /// Loads `model.vqmodel.*` (`vb` is there).
     pub fn load(vb: &VarBuilder, c: &JanusVqConfig) -> Result<Self> {
         Ok(JanusVqVae {
-            encoder: JanusVqVaeEncoder::load(&vb.pp("encoder"), c)?,
-            quant_conv: conv(&vb.pp("quant_conv"), c.latent_channels, c.embed_dim, 1, 1, 0)?,
+            encoder: VqganEncoder::load(&vb.pp("encoder"), &spec(c, c.in_channels, c.num_res_blocks))?,
+            quant_conv: conv1x1(&vb.pp("quant_conv"), c.latent_channels, c.embed_dim)?,
             embedding: vb.pp("quantize.embedding").get(vec![c.num_embeddings, c.embed_dim], "weight")?,
-            post_quant_conv: conv(&vb.pp("post_quant_conv"), c.embed_dim, c.latent_channels, 1, 1, 0)?,
-            decoder: JanusVqVaeDecoder::load(&vb.pp("decoder"), c)?,
+            post_quant_conv: conv1x1(&vb.pp("post_quant_conv"), c.embed_dim, c.latent_channels)?,
+            decoder: VqganDecoder::load(&vb.pp("decoder"), &spec(c, c.out_channels, c.num_res_blocks + 1), UpNames::RunOrder)?,
             config: c.clone(),
         })
     }
@@ -366,7 +142,7 @@ impl JanusVqVae {
         let entries = entries.div(&norms.maximum(&floor)?)?;
         let d = self.config.embed_dim;
         let latents = entries.reshape(vec![b, g, g, d])?.permute(&[0, 3, 1, 2])?.contiguous()?;
-        self.decoder.forward(&self.post_quant_conv.forward(&latents)?)
+        Ok(self.decoder.forward(&self.post_quant_conv.forward(&latents)?)?)
     }
 }
 

@@ -16,8 +16,9 @@ const MIN_CAPACITY: usize = 64;
 /// [`reserve`](KvCache::reserve) sizes them up front when the final length
 /// is known. A write goes in place only while no view of the buffers is
 /// alive (the attention step that used them has dropped them) and the
-/// backend can write in place; otherwise it copies, as a concatenation
-/// would, and the values seen are the same either way.
+/// backend can write in place; otherwise it copies, and the values seen are
+/// the same either way. On a backend that never writes in place the cache
+/// concatenates instead (no spare capacity to copy along).
 #[derive(Clone, Debug, Default)]
 pub struct KvCache {
     k: Option<Tensor>,
@@ -108,6 +109,14 @@ impl KvCache {
             if new_len > max {
                 return Err(Error::invalid("kv_cache", format!("appending {t} positions to {} exceeds the limit of {max}", self.len)));
             }
+        }
+        if !k.device().backend().writes_in_place() {
+            let (k_all, v_all) = match (self.k(), self.v()) {
+                (Some(ck), Some(cv)) => (Tensor::cat(&[&ck, k], 2)?, Tensor::cat(&[&cv, v], 2)?),
+                _ => (k.clone(), v.clone()),
+            };
+            (self.k, self.v, self.len) = (Some(k_all.clone()), Some(v_all.clone()), new_len);
+            return Ok((k_all, v_all));
         }
         let (mut kb, mut vb) = match (self.k.take(), self.v.take()) {
             (Some(ck), Some(cv)) => {

@@ -12,6 +12,8 @@
 //!   attention, SwiGLU) with its KV caches.
 //! - [`VitEncoder`]: the pre-LN transformer encoder of ViT-style towers,
 //!   returning every hidden state on request.
+//! - [`vqgan`]: the convolutional encoder and decoder of VQGAN-style image
+//!   tokenizers (Janus-Pro's VQ model, MAGVIT-v2).
 //! - [`l2_normalize`]: rows scaled to unit L2 norm.
 //! - [`LogitsProcessor`]: greedy, temperature, top-k and top-p sampling with a
 //!   seeded generator.
@@ -39,6 +41,7 @@ pub mod row_blocks;
 pub mod sampling;
 pub mod var_builder;
 pub mod vit;
+pub mod vqgan;
 
 pub use activation::Activation;
 pub use attention::{AttentionConfig, MultiHeadAttention};
@@ -48,7 +51,7 @@ pub use error::{Error, Result};
 pub use generation::{generate, CausalDecoder, EarlyStopping, Generated, GenerationConfig, StopReason, TokenCallback};
 pub use kv_cache::KvCache;
 pub use linear::Linear;
-pub use llama::{LlamaCache, LlamaConfig, LlamaDecoderLayer, LlamaModel};
+pub use llama::{LlamaCache, LlamaConfig, LlamaDecoderLayer, LlamaModel, LlamaNames};
 pub use mlp::{GeluMlp, Mlp, MlpConfig, SwiGlu, SwiGluConfig};
 pub use norm::{GroupNorm, LayerNorm, RmsNorm};
 pub use ops::l2_normalize;

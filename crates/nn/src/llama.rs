@@ -23,6 +23,10 @@
 //!
 //! The head (`lm_head`) is the model's: Janus reads the last hidden state
 //! through two different heads.
+//!
+//! The same layout under other names ([`LlamaNames`]) and with attention
+//! both ways (`causal: false`) is LLaDA's masked-diffusion backbone, which
+//! runs whole sequences without a cache ([`LlamaModel::forward_states`]).
 
 use crate::{
     Activation, AttentionConfig, Embedding, Error, KvCache, MultiHeadAttention, Result, RmsNorm, RotaryEmbedding, SwiGlu, SwiGluConfig,
@@ -46,10 +50,16 @@ pub struct LlamaConfig {
     pub max_position_embeddings: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
+    /// Biases on q/k/v.
     pub attention_bias: bool,
+    /// A bias on the output projection (transformers: `attention_bias` too).
+    pub attention_out_bias: bool,
     pub mlp_bias: bool,
     /// The gate's activation (`silu`).
     pub hidden_act: Activation,
+    /// Causal self-attention (a decoder); `false` attends both ways (an
+    /// encoder over the same layout, as LLaDA's masked-diffusion backbone).
+    pub causal: bool,
 }
 
 impl Default for LlamaConfig {
@@ -67,9 +77,64 @@ impl Default for LlamaConfig {
             rms_norm_eps: 1e-6,
             rope_theta: 10000.0,
             attention_bias: false,
+            attention_out_bias: false,
             mlp_bias: false,
             hidden_act: Activation::Silu,
+            causal: true,
         }
+    }
+}
+
+/// Where a Llama-layout checkpoint keeps each weight, relative to the
+/// model's prefix and a layer's prefix. [`LlamaNames::LLAMA`] is
+/// transformers'; models that keep the layout under other names (LLaDA's
+/// `transformer.blocks.N.{attn_norm, q_proj, ..., ff_out}`) give theirs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LlamaNames {
+    pub embed_tokens: &'static str,
+    pub layers: &'static str,
+    pub norm: &'static str,
+    pub input_layernorm: &'static str,
+    /// The attention projections' prefix within a layer (empty: the layer's own).
+    pub self_attn: &'static str,
+    pub q_proj: &'static str,
+    pub k_proj: &'static str,
+    pub v_proj: &'static str,
+    pub o_proj: &'static str,
+    pub post_attention_layernorm: &'static str,
+    /// The MLP's prefix within a layer (empty: the layer's own).
+    pub mlp: &'static str,
+    pub gate_proj: &'static str,
+    pub up_proj: &'static str,
+    pub down_proj: &'static str,
+}
+
+impl LlamaNames {
+    /// transformers' `LlamaModel` names.
+    pub const LLAMA: LlamaNames = LlamaNames {
+        embed_tokens: "embed_tokens",
+        layers: "layers",
+        norm: "norm",
+        input_layernorm: "input_layernorm",
+        self_attn: "self_attn",
+        q_proj: "q_proj",
+        k_proj: "k_proj",
+        v_proj: "v_proj",
+        o_proj: "o_proj",
+        post_attention_layernorm: "post_attention_layernorm",
+        mlp: "mlp",
+        gate_proj: "gate_proj",
+        up_proj: "up_proj",
+        down_proj: "down_proj",
+    };
+}
+
+/// `vb` under `prefix`, or `vb` itself for an empty prefix.
+fn under(vb: &VarBuilder, prefix: &str) -> VarBuilder {
+    if prefix.is_empty() {
+        vb.clone()
+    } else {
+        vb.pp(prefix)
     }
 }
 
@@ -84,26 +149,31 @@ pub struct LlamaDecoderLayer {
 
 impl LlamaDecoderLayer {
     /// Loads `input_layernorm`, `self_attn`, `post_attention_layernorm` and
-    /// `mlp` under `vb`, rotating with `rotary`.
-    pub fn load(vb: &VarBuilder, c: &LlamaConfig, rotary: &RotaryEmbedding) -> Result<Self> {
+    /// `mlp` under `vb` (named as `names` says), rotating with `rotary`.
+    pub fn load(vb: &VarBuilder, c: &LlamaConfig, rotary: &RotaryEmbedding, names: &LlamaNames) -> Result<Self> {
         let attention = AttentionConfig::new(c.hidden_size, c.num_attention_heads)
             .with_kv_heads(c.num_key_value_heads)
             .with_head_dim(c.head_dim)
-            .with_bias(c.attention_bias, c.attention_bias)
-            .with_causal(true);
-        let mlp = SwiGluConfig::new(c.hidden_size, c.intermediate_size).with_bias(c.mlp_bias).with_activation(c.hidden_act);
+            .with_bias(c.attention_bias, c.attention_out_bias)
+            .with_names(names.q_proj, names.k_proj, names.v_proj, names.o_proj)
+            .with_causal(c.causal);
+        let mlp = SwiGluConfig::new(c.hidden_size, c.intermediate_size).with_bias(c.mlp_bias).with_activation(c.hidden_act).with_names(
+            names.gate_proj,
+            names.up_proj,
+            names.down_proj,
+        );
         Ok(LlamaDecoderLayer {
-            input_layernorm: RmsNorm::load(&vb.pp("input_layernorm"), c.hidden_size, c.rms_norm_eps)?,
-            self_attn: MultiHeadAttention::load(&vb.pp("self_attn"), &attention)?.with_rotary(rotary.clone())?,
-            post_attention_layernorm: RmsNorm::load(&vb.pp("post_attention_layernorm"), c.hidden_size, c.rms_norm_eps)?,
-            mlp: SwiGlu::load(&vb.pp("mlp"), &mlp)?,
+            input_layernorm: RmsNorm::load(&vb.pp(names.input_layernorm), c.hidden_size, c.rms_norm_eps)?,
+            self_attn: MultiHeadAttention::load(&under(vb, names.self_attn), &attention)?.with_rotary(rotary.clone())?,
+            post_attention_layernorm: RmsNorm::load(&vb.pp(names.post_attention_layernorm), c.hidden_size, c.rms_norm_eps)?,
+            mlp: SwiGlu::load(&under(vb, names.mlp), &mlp)?,
         })
     }
 
     /// `x [b, t, hidden]` after what `cache` holds; `mask` is additive and
     /// broadcasts to `[b, heads, t, cached + t]` (on top of the causal mask).
-    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: &mut KvCache) -> Result<Tensor> {
-        let attn = self.self_attn.forward(&self.input_layernorm.forward(x)?, mask, Some(cache))?;
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        let attn = self.self_attn.forward(&self.input_layernorm.forward(x)?, mask, cache)?;
         let (normed, h) = self.post_attention_layernorm.forward_residual(&attn, x)?;
         Ok(h.add(&self.mlp.forward(&normed)?)?)
     }
@@ -149,9 +219,14 @@ pub struct LlamaModel {
 }
 
 impl LlamaModel {
-    /// Loads `embed_tokens`, `layers.N` and `norm` under `vb`, calling
-    /// `loaded()` after each layer.
+    /// Loads `embed_tokens`, `layers.N` and `norm` under `vb` (transformers'
+    /// names), calling `loaded()` after each layer.
     pub fn load(vb: &VarBuilder, c: &LlamaConfig, loaded: &mut dyn FnMut()) -> Result<Self> {
+        Self::load_named(vb, c, &LlamaNames::LLAMA, loaded)
+    }
+
+    /// [`load`](Self::load) with the weights named as `names` says.
+    pub fn load_named(vb: &VarBuilder, c: &LlamaConfig, names: &LlamaNames, loaded: &mut dyn FnMut()) -> Result<Self> {
         if c.head_dim == 0 || !c.head_dim.is_multiple_of(2) {
             return Err(Error::invalid(
                 "llama",
@@ -159,19 +234,24 @@ impl LlamaModel {
             ));
         }
         let rotary = RotaryEmbedding::new(c.rope_theta, c.head_dim, c.max_position_embeddings, RopeStyle::HalfSplit, vb.device())?;
-        let embed_tokens = Embedding::load(&vb.pp("embed_tokens"), c.vocab_size, c.hidden_size)?;
-        let list = vb.pp("layers");
+        let embed_tokens = Embedding::load(&vb.pp(names.embed_tokens), c.vocab_size, c.hidden_size)?;
+        let list = vb.pp(names.layers);
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for i in 0..c.num_hidden_layers {
-            layers.push(LlamaDecoderLayer::load(&list.pp(i), c, &rotary)?);
+            layers.push(LlamaDecoderLayer::load(&list.pp(i), c, &rotary, names)?);
             loaded();
         }
         Ok(LlamaModel {
             embed_tokens,
             layers,
-            norm: RmsNorm::load(&vb.pp("norm"), c.hidden_size, c.rms_norm_eps)?,
+            norm: RmsNorm::load(&vb.pp(names.norm), c.hidden_size, c.rms_norm_eps)?,
             max_positions: c.max_position_embeddings,
         })
+    }
+
+    /// The token embeddings (a tied head reads them too).
+    pub fn embed_tokens(&self) -> &Embedding {
+        &self.embed_tokens
     }
 
     /// Positions the model has (`max_position_embeddings`).
@@ -224,9 +304,6 @@ impl LlamaModel {
     /// (padding), applied on top of the causal mask.
     pub fn forward_embeds(&self, embeds: &Tensor, mask: Option<&Tensor>, cache: &mut LlamaCache) -> Result<Tensor> {
         let d = embeds.dims();
-        if d.len() != 3 || d[2] != self.hidden_size() {
-            return Err(Error::invalid("llama", format!("input embeddings must be [batch, time, {}], got {d:?}", self.hidden_size())));
-        }
         if cache.layers.len() != self.layers.len() {
             return Err(Error::invalid("llama", format!("the cache has {} layers, the model {}", cache.layers.len(), self.layers.len())));
         }
@@ -241,10 +318,37 @@ impl LlamaModel {
                 ),
             ));
         }
-        let mut h = embeds.to_dtype(self.dtype())?;
+        let mut h = self.check_embeds(embeds)?;
         for (layer, layer_cache) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            h = layer.forward(&h, mask, layer_cache)?;
+            h = layer.forward(&h, mask, Some(layer_cache))?;
         }
         self.norm.forward(&h)
+    }
+
+    /// Every hidden state of one pass over whole sequences, without a
+    /// cache: `states[0]` is the input, `states[i]` the output of layer
+    /// `i - 1`, and the second value the last output after the final norm.
+    /// `mask` is additive over `[b, 1 | heads, t, t]`.
+    pub fn forward_states(&self, embeds: &Tensor, mask: Option<&Tensor>) -> Result<(Vec<Tensor>, Tensor)> {
+        let t = embeds.dims().get(1).copied().unwrap_or(0);
+        if t > self.max_positions {
+            return Err(Error::invalid("llama", format!("{t} positions exceed the model's {} (max positions)", self.max_positions)));
+        }
+        let mut states = vec![self.check_embeds(embeds)?];
+        for layer in &self.layers {
+            let next = layer.forward(states.last().expect("the input state"), mask, None)?;
+            states.push(next);
+        }
+        let last = self.norm.forward(states.last().expect("the last state"))?;
+        Ok((states, last))
+    }
+
+    /// `embeds` in the model's dtype, once its shape is `[b, t, hidden]`.
+    fn check_embeds(&self, embeds: &Tensor) -> Result<Tensor> {
+        let d = embeds.dims();
+        if d.len() != 3 || d[2] != self.hidden_size() {
+            return Err(Error::invalid("llama", format!("input embeddings must be [batch, time, {}], got {d:?}", self.hidden_size())));
+        }
+        Ok(embeds.to_dtype(self.dtype())?)
     }
 }

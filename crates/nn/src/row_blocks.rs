@@ -103,6 +103,26 @@ impl RowBlocks {
         }
     }
 
+    /// Rows `start..start + len` as a matrix of their own: views of the
+    /// blocks holding them (no copy). A head restricted to part of its
+    /// vocabulary (image codes) is this.
+    pub fn narrow_rows(&self, start: usize, len: usize) -> Result<RowBlocks> {
+        if len == 0 || start + len > self.rows {
+            return Err(Error::invalid("row blocks", format!("rows {start}..{} of a {}-row matrix", start + len, self.rows)));
+        }
+        let mut parts = Vec::new();
+        let mut first = 0;
+        for b in &self.blocks {
+            let n = b.dims()[0];
+            let (lo, hi) = (start.max(first), (start + len).min(first + n));
+            if lo < hi {
+                parts.push(b.narrow(0, lo - first, hi - lo)?);
+            }
+            first += n;
+        }
+        RowBlocks::from_blocks(parts)
+    }
+
     /// `f` applied to every block (an elementwise rescale, a cast).
     pub fn map(&self, f: impl Fn(&Tensor) -> tessera_tensor::Result<Tensor>) -> Result<RowBlocks> {
         RowBlocks::from_blocks(self.blocks.iter().map(f).collect::<tessera_tensor::Result<Vec<_>>>()?)

@@ -413,6 +413,12 @@ pub trait Backend: Send + Sync + Debug {
     fn write_into(&self, _dst: &mut dyn BackendStorage, _dst_layout: &Layout, _src: View) -> Result<bool> {
         Ok(false)
     }
+    /// Whether [`write_into`](Backend::write_into) writes in place (so that
+    /// growing a buffer into reserved capacity is cheaper than
+    /// concatenating).
+    fn writes_in_place(&self) -> bool {
+        false
+    }
     /// `q` `[b, hq, tq, d]`, `k` `[b, hkv, tk, d]`, `v` `[b, hkv, tk, dv]`
     /// with `hq % hkv == 0`; `mask` additive, already broadcast to
     /// `[b, hq, tq, tk]`. Output `[b, hq, tq, dv]`.

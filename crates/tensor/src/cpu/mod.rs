@@ -367,6 +367,9 @@ impl Backend for CpuBackend {
     fn cat(&self, srcs: &[View], dim: usize) -> Result<StorageRef> {
         self.run(|| Ok(index::cat(srcs, dim).into_ref()))
     }
+    fn writes_in_place(&self) -> bool {
+        true
+    }
     fn write_into(&self, dst: &mut dyn BackendStorage, dst_layout: &Layout, src: View) -> Result<bool> {
         let Some(dst) = dst.as_any_mut().downcast_mut::<CpuStorage>() else { return Ok(false) };
         self.run(|| {

@@ -112,7 +112,8 @@ pub fn unary(op: UnaryOp, x: f32) -> f32 {
                 x.max(0.0)
             }
         }
-        UnaryOp::Silu => x * sigmoid(x),
+        // As PyTorch computes it: one rounding fewer than x * sigmoid(x).
+        UnaryOp::Silu => x / (1.0 + exp(-x)),
         UnaryOp::Gelu => 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
         UnaryOp::GeluTanh => 0.5 * x * (1.0 + tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))),
         UnaryOp::QuickGelu => x * sigmoid(1.702 * x),
@@ -374,7 +375,7 @@ mod avx2 {
         Some(match op {
             UnaryOp::Exp => exp8(x),
             UnaryOp::Sigmoid => sigmoid8(x),
-            UnaryOp::Silu => _mm256_mul_ps(x, sigmoid8(x)),
+            UnaryOp::Silu => _mm256_div_ps(x, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x)))),
             UnaryOp::QuickGelu => _mm256_mul_ps(x, sigmoid8(_mm256_mul_ps(_mm256_set1_ps(1.702), x))),
             UnaryOp::Tanh => tanh8(x),
             UnaryOp::Gelu => {
