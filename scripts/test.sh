@@ -37,9 +37,9 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/n
 fi
 
 say "cargo test (workspace, without the conformance suites)"
-# The CLIP, BLIP-2 and Janus-Pro parity on wgpu run with the wgpu tests
+# The CLIP, BLIP-2, Janus-Pro and MMaDA parity on wgpu run with the wgpu tests
 # below, timed.
-TESSERA_CLIP_PARITY_WGPU=0 TESSERA_BLIP2_PARITY_WGPU=0 TESSERA_JANUS_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
+TESSERA_CLIP_PARITY_WGPU=0 TESSERA_BLIP2_PARITY_WGPU=0 TESSERA_JANUS_PARITY_WGPU=0 TESSERA_MMADA_PARITY_WGPU=0 cargo test --workspace --exclude tessera-conformance --exclude tessera-wgpu --exclude tessera-fuzz "$@"
 
 # Every loader against seeded corpora of mutated files (docs/fuzzing.md):
 # each case must load or fail with a typed error. The summary lines give
@@ -81,6 +81,13 @@ say "Janus-Pro parity on wgpu"
 janus_start=$(date +%s)
 cargo test -p tessera-janus-parity --test wgpu "$@" -- --nocapture
 echo "Janus-Pro parity on wgpu: $(($(date +%s) - janus_start)) s (with its build)"
+
+# MMaDA parity against the reference's recorded outputs on wgpu (every
+# check: the fixture's model is tiny; see tests/mmada/tests/wgpu.rs).
+say "MMaDA parity on wgpu"
+mmada_start=$(date +%s)
+cargo test -p tessera-mmada-parity --test wgpu "$@" -- --nocapture
+echo "MMaDA parity on wgpu: $(($(date +%s) - mmada_start)) s (with its build)"
 
 # The CPU backend on aarch64 (the NEON micro-kernel), under qemu-user.
 say "CPU backend on aarch64: unit tests and the conformance suite under qemu"
