@@ -146,8 +146,18 @@ impl KvCache {
         };
         if new_len > kb.dims()[2] {
             let capacity = self.clamp(new_len.max(2 * kb.dims()[2]));
-            kb = with_capacity(&kb.narrow(2, 0, self.len)?, capacity)?;
-            vb = with_capacity(&vb.narrow(2, 0, self.len)?, capacity)?;
+            let len = self.len;
+            let grown = || -> Result<(Tensor, Tensor)> {
+                Ok((with_capacity(&kb.narrow(2, 0, len)?, capacity)?, with_capacity(&vb.narrow(2, 0, len)?, capacity)?))
+            };
+            match grown() {
+                Ok((k2, v2)) => (kb, vb) = (k2, v2),
+                Err(e) => {
+                    // Out of memory, say: the cache keeps what it had.
+                    (self.k, self.v) = (Some(kb), Some(vb));
+                    return Err(e);
+                }
+            }
         }
         let written = kb.slice_set(k, 2, self.len).and_then(|_| vb.slice_set(v, 2, self.len));
         if let Err(e) = written {
