@@ -127,7 +127,7 @@ pub fn normalize_pixels(rgb: &[u8], h: usize, w: usize, device: &Device) -> Resu
 
 /// inference_t2i.py's output conversion of decoded pixels `[b, 3, h, w]`:
 /// `clamp((x + 1) / 2, 0, 1) * 255` truncated to u8, each image HWC.
-pub fn to_rgb8(pixels: &Tensor) -> Result<Vec<Vec<u8>>> {
+pub fn to_uint8_images(pixels: &Tensor) -> Result<Vec<Vec<u8>>> {
     let d = pixels.dims();
     if d.len() != 4 || d[1] != 3 {
         return Err(Error::invalid("magvit", format!("decoded pixels must be [batch, 3, h, w], got {d:?}")));

@@ -90,3 +90,27 @@ pub fn mmu_prompt(codes: &[u32], image_offset: u32, chat: &[u32], ids: &SpecialI
     row.extend_from_slice(chat);
     row
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> SpecialIds {
+        SpecialIds::reserved(126080, 126081)
+    }
+
+    #[test]
+    fn understanding_prompt_offsets_the_codes_between_the_image_markers() {
+        let row = mmu_prompt(&[16, 1], 126349, &[126080, 882], &ids());
+        assert_eq!(row, vec![126089, 126084, 126365, 126350, 126085, 126080, 882]);
+    }
+
+    #[test]
+    fn text_to_image_prompts_pad_left_or_truncate_with_eos() {
+        let p = t2i_gen_prompt(&[vec![7], vec![1, 2, 3, 4, 5, 6]], &[vec![9; 2], vec![9; 2]], 4, &ids()).unwrap();
+        assert_eq!(p.input_ids[0], vec![126093, 126088, 126080, 7, 126081, 126084, 9, 9, 126085]);
+        assert_eq!(p.attention_mask[0], [vec![false], vec![true; 8]].concat());
+        assert_eq!(p.input_ids[1], vec![126088, 126080, 1, 2, 126081, 126084, 9, 9, 126085]);
+        assert!(t2i_gen_prompt(&[vec![7]], &[], 4, &ids()).is_err());
+    }
+}

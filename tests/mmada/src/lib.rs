@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use tessera_mmada::modeling_magvitv2::to_rgb8;
+use tessera_mmada::modeling_magvitv2::to_uint8_images;
 use tessera_mmada::prompting::t2i_gen_prompt;
 use tessera_mmada::{
     mmu_generate, t2i_generate, AttentionBias, ImageGeneration, ImageStep, LladaModel, LladaOutput, MagvitConfig, MagvitV2, MmadaConfig,
@@ -397,7 +397,7 @@ fn image_checks(report: &mut Report, fx: &Fixture, model: &LladaModel, vq: &Magv
             Ok(pixels) => {
                 floats(report, "image", pixels.to_f32_vec().unwrap_or_default(), PIXEL_TOL);
                 if keep(&key("image_u8")) {
-                    let got = to_rgb8(&pixels).map_err(err).map(|imgs| imgs.concat());
+                    let got = to_uint8_images(&pixels).map_err(err).map(|imgs| imgs.concat());
                     report.add(
                         key("image_u8"),
                         got.and_then(|g| {
