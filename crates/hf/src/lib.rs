@@ -47,4 +47,4 @@ pub use error::{read_file, read_text, Error, Result};
 pub use options::LoadOptions;
 pub use pickle::{convert_to_safetensors, write_safetensors_plan, OutputTensor, TorchCheckpoint};
 #[cfg(feature = "tokenizer")]
-pub use tokenizer::{TextTokenizer, TokenBatch, TokenizerOptions};
+pub use tokenizer::{SpecialTokenNames, TextTokenizer, TokenBatch, TokenizerOptions};

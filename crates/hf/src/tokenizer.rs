@@ -209,11 +209,88 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// The ids of one text without the special tokens the post-processor
+    /// adds, truncated to the context: what `apply_chat_template(...,
+    /// tokenize=True)` gives for a rendered template, whose special tokens
+    /// are in the text.
+    pub fn encode_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| Error::tokenizer(&self.source, e))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Ids as text, special tokens skipped (transformers'
+    /// `decode(ids, skip_special_tokens=True)`).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, true).map_err(|e| Error::tokenizer(&self.source, e))
+    }
+
     /// The ids of several texts (encoded in parallel).
     pub fn encode_batch<S: AsRef<str>>(&self, texts: &[S]) -> Result<TokenBatch> {
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let encodings = self.inner.encode_batch(inputs, true).map_err(|e| Error::tokenizer(&self.source, e))?;
         Ok(TokenBatch { ids: encodings.iter().map(|e| e.get_ids().to_vec()).collect(), pad_id: self.pad_id })
+    }
+}
+
+/// The special-token names a checkpoint states: tokenizer_config.json (at
+/// the top level or under `extra_special_tokens`), then
+/// special_tokens_map.json; each a string or an AddedToken object.
+#[derive(Clone, Debug, Default)]
+pub struct SpecialTokenNames {
+    configs: Vec<(serde_json::Map<String, Value>, String)>,
+}
+
+impl SpecialTokenNames {
+    /// The two files of checkpoint directory `dir`, those present.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let mut configs = Vec::new();
+        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+            let path = dir.join(name);
+            if path.is_file() {
+                configs.push(read_object(&path)?);
+            }
+        }
+        Ok(SpecialTokenNames { configs })
+    }
+
+    /// The name of special token `key` (`bos_token`, `image_token`...), or
+    /// `None` when no file names it.
+    pub fn get(&self, key: &str) -> Result<Option<String>> {
+        for (root, file) in &self.configs {
+            for (obj, prefix) in [(Some(root), ""), (root.get("extra_special_tokens").and_then(Value::as_object), "extra_special_tokens")] {
+                let Some(obj) = obj else { continue };
+                let f = Fields::new(obj, prefix, file);
+                match f.raw(key) {
+                    None | Some(Value::Null) => {}
+                    Some(Value::String(s)) => return Ok(Some(s.clone())),
+                    Some(Value::Object(m)) => {
+                        if let Some(Value::String(s)) = m.get("content") {
+                            return Ok(Some(s.clone()));
+                        }
+                        return Err(f.error(key, "a token object without 'content'"));
+                    }
+                    Some(other) => return Err(f.error(key, format!("expected a token string, got {other}"))),
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// [`get`](Self::get), else `default`.
+    pub fn get_or(&self, key: &str, default: &str) -> Result<String> {
+        Ok(self.get(key)?.unwrap_or_else(|| default.to_string()))
+    }
+
+    /// The variables a chat template sees for the tokenizer's special
+    /// tokens (`bos_token`, `eos_token`, `pad_token`, `unk_token`), those named.
+    pub fn template_context(&self) -> Result<serde_json::Map<String, Value>> {
+        let mut context = serde_json::Map::new();
+        for key in ["bos_token", "eos_token", "pad_token", "unk_token"] {
+            if let Some(name) = self.get(key)?.filter(|n| !n.is_empty()) {
+                context.insert(key.into(), Value::String(name));
+            }
+        }
+        Ok(context)
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use std::path::Path;
 use tessera_hf::config::read_object;
 use tessera_hf::hub::PROCESSOR_FILE;
-use tessera_hf::{ChatTemplate, Fields, TextTokenizer, TokenizerOptions};
+use tessera_hf::{ChatTemplate, Fields, SpecialTokenNames, TextTokenizer, TokenizerOptions};
 
 /// transformers' `DEFAULT_SYSTEM_PROMPT` of the Janus processor, put before
 /// understanding prompts when `use_default_system_prompt` is set.
@@ -62,50 +62,19 @@ pub struct JanusProcessor {
     pub eoi_token: SpecialToken,
 }
 
-/// The name of special token `key` (`image_token`...): tokenizer_config.json
-/// at the top level or under `extra_special_tokens`, else
-/// special_tokens_map.json, else `default`.
-fn special_name(configs: &[(Map<String, Value>, String)], key: &str, default: &str) -> Result<String> {
-    for (root, file) in configs {
-        for (obj, prefix) in [(Some(root), ""), (root.get("extra_special_tokens").and_then(Value::as_object), "extra_special_tokens")] {
-            let Some(obj) = obj else { continue };
-            let f = Fields::new(obj, prefix, file);
-            match f.raw(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(s)) => return Ok(s.clone()),
-                // An AddedToken object.
-                Some(Value::Object(m)) => {
-                    if let Some(Value::String(s)) = m.get("content") {
-                        return Ok(s.clone());
-                    }
-                    return Err(f.error(key, "a token object without 'content'"));
-                }
-                Some(other) => return Err(f.error(key, format!("expected a token string, got {other}"))),
-            }
-        }
-    }
-    Ok(default.to_string())
-}
-
 impl JanusProcessor {
     /// The processor of checkpoint directory `dir`. `num_image_tokens` is
     /// the model's (vision_config.num_image_tokens): processor_config.json
     /// must agree when it states one. `max_positions` bounds the tokenizer's
     /// context.
     pub fn from_dir(dir: &Path, num_image_tokens: usize, max_positions: usize) -> Result<Self> {
-        let mut configs = Vec::new();
-        for name in ["tokenizer_config.json", "special_tokens_map.json"] {
-            let path = dir.join(name);
-            if path.is_file() {
-                configs.push(read_object(&path)?);
-            }
-        }
+        let names = SpecialTokenNames::from_dir(dir)?;
         // A checkpoint that names no pad token pads with its end of sequence.
-        let eos = special_name(&configs, "eos_token", EOS_TOKEN)?;
-        let pad = special_name(&configs, "pad_token", &eos)?;
+        let eos = names.get_or("eos_token", EOS_TOKEN)?;
+        let pad = names.get_or("pad_token", &eos)?;
         let tokenizer = TextTokenizer::from_dir(dir, &TokenizerOptions::new(max_positions, &pad))?;
         let lookup = |key: &str, default: &str| -> Result<SpecialToken> {
-            let text = special_name(&configs, key, default)?;
+            let text = names.get_or(key, default)?;
             let id = tokenizer.token_to_id(&text).ok_or_else(|| {
                 Error::tokenizer(dir.join("tokenizer.json").display().to_string(), format!("the {key} '{text}' is not in the vocabulary"))
             })?;
@@ -114,13 +83,7 @@ impl JanusProcessor {
         let image_token = lookup("image_token", IMAGE_TOKEN)?;
         let boi_token = lookup("boi_token", BOI_TOKEN)?;
         let eoi_token = lookup("eoi_token", EOI_TOKEN)?;
-        let mut template_context = Map::new();
-        for key in ["bos_token", "eos_token", "pad_token", "unk_token"] {
-            let name = special_name(&configs, key, "")?;
-            if !name.is_empty() {
-                template_context.insert(key.into(), Value::String(name));
-            }
-        }
+        let template_context = names.template_context()?;
         let (mut use_default_system_prompt, mut stated_tokens) = (false, None);
         let processor_file = dir.join(PROCESSOR_FILE);
         if processor_file.is_file() {
@@ -239,6 +202,6 @@ impl JanusProcessor {
     /// Generated ids as text, special tokens skipped (transformers'
     /// `decode(ids, skip_special_tokens=True)`).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.inner().decode(ids, true).map_err(|e| Error::tokenizer("tokenizer.json", e))
+        self.tokenizer.decode(ids)
     }
 }

@@ -76,6 +76,17 @@ impl KvCache {
         Ok(())
     }
 
+    /// Keeps the first `len` positions only (the buffers stay, so appending
+    /// after it writes over the dropped positions). Longer than the cache is
+    /// an error.
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len > self.len {
+            return Err(Error::invalid("kv_cache", format!("cannot truncate {} cached positions to {len}", self.len)));
+        }
+        self.len = len;
+        Ok(())
+    }
+
     /// Drops everything cached (the limit stays).
     pub fn reset(&mut self) {
         self.k = None;

@@ -202,6 +202,12 @@ impl LlamaCache {
         self.layers.iter_mut().try_for_each(|c| c.reserve(additional))
     }
 
+    /// Keeps the first `len` positions in every layer (see
+    /// [`KvCache::truncate`]).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        self.layers.iter_mut().try_for_each(|c| c.truncate(len))
+    }
+
     /// Rearranges the rows: row `i` becomes old row `rows[i]` (see
     /// [`KvCache::select_rows`]).
     pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {

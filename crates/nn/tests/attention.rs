@@ -215,6 +215,13 @@ fn kv_cache_limit_and_reset() {
     let err = attn.forward(&x.narrow(1, 0, 1).unwrap(), None, Some(&mut cache)).unwrap_err();
     assert!(err.to_string().contains("limit"), "{err}");
     assert_eq!(cache.len(), 4);
+    // Truncating drops the last positions: appending after it writes over
+    // them and equals a cache that never held them.
+    cache.truncate(2).unwrap();
+    assert!(cache.truncate(3).is_err());
+    let (k2, _) = cache.append(&random(3, &[1, 2, 1, 4]), &random(4, &[1, 2, 1, 4])).unwrap();
+    assert_eq!(k2.dims(), &[1, 2, 3, 4]);
+    assert_eq!(k2.narrow(2, 2, 1).unwrap().to_f32_vec().unwrap(), random(3, &[1, 2, 1, 4]).to_f32_vec().unwrap());
     cache.reset();
     assert!(cache.is_empty());
     assert_eq!(cache.max_len(), Some(4));

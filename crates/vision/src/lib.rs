@@ -30,6 +30,6 @@ pub mod resample;
 
 pub use decode::{decode_image, decode_image_with, load_image, load_image_with, to_rgb8, DecodeLimits};
 pub use image::RgbImage;
-pub use ops::{center_crop, fill_from_mean, longest_edge_size, pad_to_square};
+pub use ops::{center_crop, center_crop_rounded, fill_from_mean, longest_edge_size, pad_to_square};
 pub use processor::{ImageProcessor, ResizeTo, IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD};
 pub use resample::{resize, Filter};

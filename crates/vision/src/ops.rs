@@ -35,6 +35,22 @@ pub fn center_crop(image: &RgbImage, (crop_h, crop_w): (usize, usize)) -> RgbIma
     let (h, w) = (image.height() as i64, image.width() as i64);
     let top = (h - crop_h as i64).div_euclid(2);
     let left = (w - crop_w as i64).div_euclid(2);
+    crop_at(image, (crop_h, crop_w), top, left)
+}
+
+/// torchvision's `CenterCrop`: the window starts at
+/// `int(round((size - crop) / 2))`, Python's round half to even, so an odd
+/// margin puts the extra pixel above or to the left where the half-margin
+/// rounds up (1.5 -> 2, 2.5 -> 2), unlike [`center_crop`]; pixels outside
+/// the image are zero.
+pub fn center_crop_rounded(image: &RgbImage, (crop_h, crop_w): (usize, usize)) -> RgbImage {
+    let offset = |size: u32, crop: usize| ((size as f64 - crop as f64) / 2.0).round_ties_even() as i64;
+    crop_at(image, (crop_h, crop_w), offset(image.height(), crop_h), offset(image.width(), crop_w))
+}
+
+/// The `crop_h x crop_w` window of `image` at `(top, left)`, zero outside.
+fn crop_at(image: &RgbImage, (crop_h, crop_w): (usize, usize), top: i64, left: i64) -> RgbImage {
+    let (h, w) = (image.height() as i64, image.width() as i64);
     let mut out = RgbImage::new(crop_w as u32, crop_h as u32);
     for (x, y, px) in out.enumerate_pixels_mut() {
         let (sy, sx) = (top + y as i64, left + x as i64);
@@ -119,6 +135,22 @@ mod tests {
         assert_eq!(longest_edge_size(5, 6, 3, 1), (2, 3));
         assert_eq!(longest_edge_size(7, 8, 4, 1), (4, 4));
         assert_eq!(longest_edge_size(5, 10, 3, 1), (2, 3));
+    }
+
+    #[test]
+    fn torchvision_crop_rounds_the_margin_half_to_even() {
+        // A column per x value, so the crop's first column names its left.
+        let mut img = RgbImage::new(7, 1);
+        for x in 0..7 {
+            img.put_pixel(x, 0, Rgb([x as u8, 0, 0]));
+        }
+        // Margin 3: round(1.5) = 2 here, 3 // 2 = 1 in transformers.
+        assert_eq!(center_crop_rounded(&img, (1, 4)).get_pixel(0, 0).0[0], 2);
+        assert_eq!(center_crop(&img, (1, 4)).get_pixel(0, 0).0[0], 1);
+        // Margin 5: round(2.5) = 2 = 5 // 2.
+        assert_eq!(center_crop_rounded(&img, (1, 2)).get_pixel(0, 0).0[0], 2);
+        // Margin 1: round(0.5) = 0 = 1 // 2.
+        assert_eq!(center_crop_rounded(&img, (1, 6)).get_pixel(0, 0).0[0], 0);
     }
 
     #[test]
