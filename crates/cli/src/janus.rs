@@ -18,7 +18,7 @@
 //! 0` is greedy. Progress bars go to stderr; results to stdout.
 
 use crate::clip::require_finite;
-use crate::ui::{advance, bar, err, LoadArgs, Res, SamplingArgs};
+use crate::ui::{advance, bar, err, write_images, LoadArgs, Res, SamplingArgs};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::path::PathBuf;
@@ -204,17 +204,5 @@ fn imagine(args: &ImagineArgs) -> Res<()> {
     let decoding = bar("decoding");
     let images = janus.decode_images(&grids).map_err(err)?;
     decoding.finish_and_clear();
-    let mut listed = Vec::with_capacity(images.len());
-    for (k, (grid, image)) in grids.iter().zip(&images).enumerate() {
-        let path = args.out.join(format!("janus_{k}.png"));
-        image.save(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        if !args.json {
-            println!("{}", path.display());
-        }
-        listed.push(json!({"path": path.display().to_string(), "image_token_ids": grid}));
-    }
-    if args.json {
-        println!("{}", json!({ "images": listed }));
-    }
-    Ok(())
+    write_images(&args.out, "janus", &grids, &images, args.json)
 }

@@ -111,3 +111,22 @@ impl SamplingArgs {
         }
     }
 }
+
+/// Writes `images` as `out/PREFIX_K.png` and prints their paths, or with
+/// `json` one object `{"images": [{"path", "image_token_ids"}]}` listing
+/// each with its tokens.
+pub fn write_images(out: &std::path::Path, prefix: &str, grids: &[Vec<u32>], images: &[tessera_vision::RgbImage], json: bool) -> Res<()> {
+    let mut listed = Vec::with_capacity(images.len());
+    for (k, (grid, image)) in grids.iter().zip(images).enumerate() {
+        let path = out.join(format!("{prefix}_{k}.png"));
+        image.save(&path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        if !json {
+            println!("{}", path.display());
+        }
+        listed.push(serde_json::json!({"path": path.display().to_string(), "image_token_ids": grid}));
+    }
+    if json {
+        println!("{}", serde_json::json!({ "images": listed }));
+    }
+    Ok(())
+}

@@ -2,18 +2,12 @@
 //! BLIP-2 parity suite's seeded checkpoints: the JSON the issue specifies,
 //! with the ids transformers generated.
 
-use serde_json::Value;
-use std::process::Command;
+mod common;
+
+use common::tessera_json;
 use tessera_blip2_parity::{fixtures_dir, retrieval, Fixtures};
 use tessera_tensor::safetensors::SafeTensorsFile;
 use tessera_tensor::Device;
-
-fn tessera_json(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("running tessera");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tessera {args:?} failed: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 #[test]
 fn caption_json_holds_the_generated_ids() {

@@ -2,24 +2,10 @@
 //! Janus-Pro parity suite's tiny seeded checkpoint: the JSON the issue
 //! specifies, with the ids transformers generated; and the flags' errors.
 
-use serde_json::Value;
-use std::process::{Command, Output};
+mod common;
+
+use common::{id_list, tessera, tessera_json};
 use tessera_janus_parity::{fixtures, write_checkpoint};
-
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("running tessera")
-}
-
-fn tessera_json(args: &[&str]) -> Value {
-    let out = tessera(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tessera {args:?} failed: {stderr}");
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn id_list(v: &Value) -> Vec<u32> {
-    v.as_array().expect("a list of ids").iter().map(|x| x.as_u64().expect("an id") as u32).collect()
-}
 
 #[test]
 fn ask_json_holds_the_generated_ids() {
