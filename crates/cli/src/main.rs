@@ -41,6 +41,8 @@ enum Command {
     Blip2(tessera_cli::blip2::Blip2Args),
     /// Janus-Pro: questions about images, and text-to-image generation.
     Janus(tessera_cli::janus::JanusArgs),
+    /// MMaDA: text, questions about images, image generation and inpainting by masked diffusion.
+    Mmada(tessera_cli::mmada::MmadaArgs),
     /// Convert a PyTorch pickle checkpoint (pytorch_model.bin) to safetensors without running its code.
     Convert(tessera_cli::convert::ConvertArgs),
 }
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Clip(args) => tessera_cli::clip::run(&args),
         Command::Blip2(args) => tessera_cli::blip2::run(&args),
         Command::Janus(args) => tessera_cli::janus::run(&args),
+        Command::Mmada(args) => tessera_cli::mmada::run(&args),
         Command::Convert(args) => tessera_cli::convert::run(&args),
     }
 }

@@ -271,14 +271,11 @@ impl MagvitConfig {
         1 << self.codebook_bits
     }
 
-    /// Side of the images the encoder takes.
-    pub fn image_size(&self) -> usize {
-        self.encoder.resolution
-    }
-
-    /// Side of the token grid of an encoded image.
-    pub fn grid_side(&self) -> usize {
-        self.encoder.resolution >> (self.encoder.ch_mult.len() - 1)
+    /// Pixels along a side of one image token: the encoder halves the image
+    /// at every level but the last. (The config's `resolution` only places
+    /// attention: the encoder takes any side that is a multiple of this.)
+    pub fn downsample(&self) -> usize {
+        1 << (self.encoder.ch_mult.len() - 1)
     }
 
     /// The encoder's sizes: attention after the blocks of each level whose

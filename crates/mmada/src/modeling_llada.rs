@@ -25,7 +25,7 @@
 use crate::config::MmadaConfig;
 use std::ops::Range;
 use tessera_hf::{Error, Result};
-use tessera_nn::{Linear, LlamaModel, LlamaNames, VarBuilder};
+use tessera_nn::{Linear, LlamaCache, LlamaModel, LlamaNames, VarBuilder};
 use tessera_tensor::{Device, Tensor};
 
 /// Where LLaDA keeps the Llama layout's weights (under `model`).
@@ -181,13 +181,31 @@ impl LladaModel {
         Ok(logits)
     }
 
+    /// An empty key/value cache for [`hidden_after`](Self::hidden_after).
+    pub fn new_cache(&self) -> LlamaCache {
+        self.backbone.new_cache()
+    }
+
+    /// The last hidden state `[b, t, d]` of `ids` (`rows` rows of `t`) placed
+    /// after the positions `cache` holds, attending to them and to each other
+    /// with no bias; their keys and values are appended to `cache`.
+    pub fn hidden_after(&self, ids: &[u32], rows: usize, cache: &mut LlamaCache) -> Result<Tensor> {
+        let x = self.embeddings(ids, rows)?;
+        Ok(self.backbone.forward_embeds(&x, None, cache)?)
+    }
+
+    fn embeddings(&self, ids: &[u32], rows: usize) -> Result<Tensor> {
+        let x = self.backbone.embed(ids, rows)?;
+        if self.config.input_emb_norm {
+            return Ok(x.mul_scalar((self.config.backbone.hidden_size as f64).sqrt())?);
+        }
+        Ok(x)
+    }
+
     /// Every block's input and output, and the output of `ln_f`.
     fn states(&self, ids: &[u32], rows: usize, bias: AttentionBias) -> Result<(Vec<Tensor>, Tensor)> {
-        let mut x = self.backbone.embed(ids, rows)?;
+        let x = self.embeddings(ids, rows)?;
         let (b, l) = (x.dims()[0], x.dims()[1]);
-        if self.config.input_emb_norm {
-            x = x.mul_scalar((self.config.backbone.hidden_size as f64).sqrt())?;
-        }
         let bias = bias.to_tensor(b, l, self.device())?;
         Ok(self.backbone.forward_states(&x, bias.as_ref())?)
     }

@@ -55,12 +55,16 @@ impl MagvitV2 {
     }
 
     /// The encoder's output after `quant_conv`, `[b, bits, g, g]`: the
-    /// quantizer's input, for `pixels [b, in_ch, s, s]` (normalised).
+    /// quantizer's input, for `pixels [b, in_ch, s, s]` (normalised; `s` a
+    /// multiple of [`MagvitConfig::downsample`], `g = s / downsample`).
     pub fn encode_latents(&self, pixels: &Tensor) -> Result<Tensor> {
-        let (s, ch) = (self.config.image_size(), self.config.encoder.in_ch);
+        let (f, ch) = (self.config.downsample(), self.config.encoder.in_ch);
         let d = pixels.dims();
-        if d.len() != 4 || d[1] != ch || d[2] != s || d[3] != s {
-            return Err(Error::invalid("magvit", format!("pixels to encode must be [batch, {ch}, {s}, {s}], got {d:?}")));
+        if d.len() != 4 || d[1] != ch || d[2] != d[3] || d[2] == 0 || !d[2].is_multiple_of(f) {
+            return Err(Error::invalid(
+                "magvit",
+                format!("pixels to encode must be [batch, {ch}, side, side] with the side a multiple of {f}, got {d:?}"),
+            ));
         }
         let h = self.encoder.forward(&pixels.to_dtype(DType::F32)?)?;
         Ok(self.quant_conv.forward(&h)?)

@@ -25,6 +25,7 @@ use crate::sampling::{
     argmax, cosine_mask_ratio, mask_by_random_topk, mask_len, num_transfer_tokens, softmax_f32, softmax_f64_at, top_k, NoiseSource,
 };
 use tessera_hf::{Error, Result};
+use tessera_nn::LlamaCache;
 use tessera_tensor::{DType, Tensor};
 
 /// How text confidences are scored.
@@ -55,6 +56,13 @@ pub struct TextGeneration {
     pub cfg_scale: f64,
     pub remasking: Remasking,
     pub mask_id: u32,
+    /// Fast-dLLM's prefix cache (not in the reference; off there): each
+    /// block's first pass runs over the whole sequence and keeps the keys
+    /// and values of the positions before the block; its other passes run
+    /// over the block and what follows only, attending to those kept keys
+    /// and values. The prefix's entries then miss the block's newly
+    /// committed tokens, so results may differ from the exact sampler.
+    pub prefix_cache: bool,
 }
 
 impl TextGeneration {
@@ -105,12 +113,13 @@ pub fn mmu_generate(
             x.iter().map(|r| num_transfer_tokens(r[start..end].iter().filter(|&&t| t == g.mask_id).count(), steps)).collect();
         // Commits per step, one count per row.
         let counts: Vec<Vec<usize>> = (0..steps).map(|i| per_row.iter().map(|c| c[i]).collect()).collect();
+        let mut prefix = g.prefix_cache.then(|| PrefixCache { cache: model.new_cache(), start, filled: false });
         for commits in &counts {
             // Masked positions at or after the block's end score -inf, so
             // only positions before it need logits.
             let first = x.iter().filter_map(|r| r.iter().position(|&t| t == g.mask_id)).min().unwrap_or(end).min(end);
             let span = end.saturating_sub(first);
-            let logits = if span == 0 { Vec::new() } else { text_logits(model, &x, &prompt_index, g, first, span, l)? };
+            let logits = if span == 0 { Vec::new() } else { text_logits(model, &x, &prompt_index, g, first, span, prefix.as_mut())? };
             let random = (g.remasking == Remasking::Random).then(|| noise.uniform_f32(b * l));
             let noisy = (g.temperature > 0.0).then(|| noise.uniform_f64(b * span * vocab));
             for (r, row) in x.iter_mut().enumerate() {
@@ -147,8 +156,16 @@ pub fn mmu_generate(
     Ok(x)
 }
 
+/// The keys and values of the positions before a block (`start`), once
+/// the block's first pass has `filled` them.
+struct PrefixCache {
+    cache: LlamaCache,
+    start: usize,
+    filled: bool,
+}
+
 /// Logits `[b * span * vocab]` of positions `first..first + span`,
-/// guided when `cfg_scale > 0`.
+/// guided when `cfg_scale > 0`; through `prefix` when given.
 fn text_logits(
     model: &LladaModel,
     x: &[Vec<u32>],
@@ -156,18 +173,41 @@ fn text_logits(
     g: &TextGeneration,
     first: usize,
     span: usize,
-    l: usize,
+    prefix: Option<&mut PrefixCache>,
 ) -> Result<Vec<f32>> {
     let b = x.len();
+    let l = x[0].len();
     let vocab = 0..model.config().vocab_size();
-    let mut ids: Vec<u32> = x.concat();
-    if g.cfg_scale > 0.0 {
-        for (row, prompt) in x.iter().zip(prompt_index) {
-            ids.extend(row.iter().zip(prompt).map(|(&t, &p)| if p { g.mask_id } else { t }));
+    let mut rows: Vec<&[u32]> = x.iter().map(Vec::as_slice).collect();
+    let unconditional: Vec<Vec<u32>> = if g.cfg_scale > 0.0 {
+        x.iter()
+            .zip(prompt_index)
+            .map(|(row, prompt)| row.iter().zip(prompt).map(|(&t, &p)| if p { g.mask_id } else { t }).collect())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    rows.extend(unconditional.iter().map(Vec::as_slice));
+    let hidden = match prefix {
+        // Later passes of a block: its positions and those after it, after
+        // the kept prefix (a masked prompt position before the block falls
+        // back to the whole sequence).
+        Some(p) if p.filled && first >= p.start => {
+            let ids: Vec<u32> = rows.iter().flat_map(|r| r[p.start..].iter().copied()).collect();
+            let hidden = model.hidden_after(&ids, rows.len(), &mut p.cache)?;
+            p.cache.truncate(p.start)?;
+            hidden.narrow(1, first - p.start, span)?
         }
-    }
-    let rows = ids.len() / l;
-    let hidden = model.hidden(&ids, rows, AttentionBias::Full)?.narrow(1, first, span)?;
+        Some(p) => {
+            p.cache = model.new_cache();
+            p.cache.reserve(l)?;
+            let hidden = model.hidden_after(&rows.concat(), rows.len(), &mut p.cache)?;
+            p.cache.truncate(p.start)?;
+            p.filled = true;
+            hidden.narrow(1, first, span)?
+        }
+        None => model.hidden(&rows.concat(), rows.len(), AttentionBias::Full)?.narrow(1, first, span)?,
+    };
     let logits = model.logits_over(&hidden, vocab)?;
     let logits = if g.cfg_scale > 0.0 {
         let (c, u) = (logits.narrow(0, 0, b)?, logits.narrow(0, b, b)?);

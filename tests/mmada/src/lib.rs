@@ -16,6 +16,8 @@
 //! 3.5e-6. Guided logits `(1 + s) c - s u` get `(1 + 2s)` times the logits'
 //! tolerance, the same bound carried through the guidance.
 
+pub mod model_dir;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tessera_mmada::modeling_magvitv2::to_uint8_images;
@@ -55,6 +57,20 @@ pub fn open_fixture() -> Result<Fixture, String> {
         return Err(format!("no MMaDA fixture set at {} (set TESSERA_MMADA_FIXTURES)", dir.display()));
     }
     Fixture::open(&dir).map_err(|e| format!("the MMaDA fixture set at {}: {e}", dir.display()))
+}
+
+/// The fixture set for tests that need one: `None`, saying why, when the
+/// shared set is absent and no variable names one; a set that is named or
+/// present but unreadable fails the test.
+pub fn fixture_or_skip() -> Option<Fixture> {
+    match open_fixture() {
+        Ok(f) => Some(f),
+        Err(why) => {
+            assert!(std::env::var_os("TESSERA_MMADA_FIXTURES").is_none() && !fixture_dir().exists(), "{why}");
+            println!("skipping: {why}");
+            None
+        }
+    }
 }
 
 /// A fixture set: its directory, expected.safetensors and expected.json.
@@ -147,6 +163,23 @@ pub fn load_llada(dir: &Path, device: &Device) -> Res<LladaModel> {
     let file = SafeTensorsFile::open(dir.join("weights.safetensors")).map_err(err)?;
     let vb = VarBuilder::from_source(file, device.clone()).with_dtype(DType::F32);
     LladaModel::load(&vb, &config, &mut || {}).map_err(err)
+}
+
+/// The settings of text case `case` (`gen`, `gen_cfg`, `mmu`) of
+/// expected.json, the reference's sampler without the prefix cache.
+pub fn text_generation(fx: &Fixture, case: &str) -> Res<TextGeneration> {
+    let s = &fx.json[case];
+    let num = |k: &str| s[k].as_u64().map(|v| v as usize).ok_or_else(|| format!("expected.json {case}.{k}"));
+    Ok(TextGeneration {
+        gen_length: num("gen_length")?,
+        block_length: num("block_length")?,
+        steps: num("steps")?,
+        temperature: s["temperature"].as_f64().unwrap_or(0.0),
+        cfg_scale: s["cfg_scale"].as_f64().unwrap_or(0.0),
+        remasking: s["remasking"].as_str().unwrap_or("low_confidence").parse::<Remasking>().map_err(err)?,
+        mask_id: s["mask_id"].as_u64().ok_or("expected.json mask_id")? as u32,
+        prefix_cache: false,
+    })
 }
 
 /// Max |diff| allowed on logits (and their max and logsumexp): the
@@ -255,17 +288,7 @@ fn text_checks(report: &mut Report, fx: &Fixture, model: &LladaModel, case: &str
         return;
     }
     let run = || -> Res<(Vec<i64>, Vec<i64>)> {
-        let s = &fx.json[case];
-        let num = |k: &str| s[k].as_u64().map(|v| v as usize).ok_or_else(|| format!("expected.json {case}.{k}"));
-        let g = TextGeneration {
-            gen_length: num("gen_length")?,
-            block_length: num("block_length")?,
-            steps: num("steps")?,
-            temperature: s["temperature"].as_f64().unwrap_or(0.0),
-            cfg_scale: s["cfg_scale"].as_f64().unwrap_or(0.0),
-            remasking: s["remasking"].as_str().unwrap_or("low_confidence").parse::<Remasking>().map_err(err)?,
-            mask_id: s["mask_id"].as_u64().ok_or("expected.json mask_id")? as u32,
-        };
+        let g = text_generation(fx, case)?;
         let prompt = fx.ids(&format!("{case}.prompt"))?;
         let rows = fx.shape(&format!("{case}.prompt"))?[0];
         let prompts: Vec<Vec<u32>> = prompt.chunks(prompt.len() / rows.max(1)).map(<[u32]>::to_vec).collect();

@@ -3,18 +3,11 @@
 use std::path::Path;
 use tessera_mmada::modeling_magvitv2::normalize_pixels;
 use tessera_mmada::{mmu_generate, MagvitConfig, MmadaConfig, Remasking, SeededNoise, TextGeneration};
-use tessera_mmada_parity::{fixture_dir, load_llada, load_magvit, open_fixture};
+use tessera_mmada_parity::{load_llada, load_magvit};
 use tessera_tensor::Device;
 
 fn fixture_or_skip() -> Option<std::path::PathBuf> {
-    match open_fixture() {
-        Ok(f) => Some(f.dir),
-        Err(why) => {
-            println!("skipping: {why}");
-            assert!(std::env::var_os("TESSERA_MMADA_FIXTURES").is_none() && !fixture_dir().exists(), "{why}");
-            None
-        }
-    }
+    tessera_mmada_parity::fixture_or_skip().map(|f| f.dir)
 }
 
 /// config.json edited by `edit`, in a fresh directory.
@@ -64,6 +57,7 @@ fn block_and_step_counts_that_do_not_divide() {
         cfg_scale: 0.0,
         remasking: Remasking::LowConfidence,
         mask_id: model.config().mask_token_id,
+        prefix_cache: false,
     };
     let prompt = vec![vec![126080u32, 64, 2906]];
     for (g, says) in [
@@ -81,9 +75,12 @@ fn block_and_step_counts_that_do_not_divide() {
 fn images_of_the_wrong_size_and_missing_magvit_files() {
     let Some(dir) = fixture_or_skip() else { return };
     let vq = load_magvit(&dir, &Device::cpu()).unwrap();
-    let pixels = normalize_pixels(&[0u8; 8 * 8 * 3], 8, 8, &Device::cpu()).unwrap();
-    let e = vq.encode(&pixels).unwrap_err().to_string();
-    assert!(e.contains("pixels to encode must be [batch, 3, 16, 16]"), "{e}");
+    let f = vq.config().downsample();
+    for (h, w) in [(f + 2, f + 2), (f, 2 * f)] {
+        let pixels = normalize_pixels(&vec![0u8; h * w * 3], h, w, &Device::cpu()).unwrap();
+        let e = vq.encode(&pixels).unwrap_err().to_string();
+        assert!(e.contains(&format!("side a multiple of {f}")), "{e}");
+    }
     assert!(normalize_pixels(&[0u8; 10], 2, 2, &Device::cpu()).is_err());
     let e = vq.decode(&[vec![0, 1, 2]]).unwrap_err().to_string();
     assert!(e.contains("square grid"), "{e}");
