@@ -12,5 +12,6 @@ pub mod info;
 pub mod janus;
 pub mod janus_bench;
 pub mod mmada;
+pub mod mmada_bench;
 pub mod roofline;
 pub mod ui;

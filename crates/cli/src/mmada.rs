@@ -8,6 +8,7 @@
 //! tessera mmada imagine --model DIR "prompt" [-n N] [--steps T] [--cfg S] [--temperature T]
 //!     [--seed S] [--max-text-len N] [--out DIR] [--json]
 //! tessera mmada inpaint --model DIR --image PATH --mask PATH "prompt" [the imagine flags]
+//! tessera mmada bench --model DIR [--forward 1x256,2x1539] [--json]
 //! ```
 //!
 //! Every command takes `--vq DIR` (MAGVIT-v2 where it lives apart from the
@@ -44,6 +45,8 @@ pub enum MmadaCommand {
     Imagine(ImagineArgs),
     /// Redraw the part of an image a mask marks.
     Inpaint(InpaintArgs),
+    /// Time the forward pass and text generation on a model directory.
+    Bench(crate::mmada_bench::BenchArgs),
 }
 
 /// Where the model is, and how it is loaded.
@@ -221,6 +224,7 @@ pub fn run(args: &MmadaArgs) -> ExitCode {
         MmadaCommand::Ask(a) => ask(a),
         MmadaCommand::Imagine(a) => imagine(a),
         MmadaCommand::Inpaint(a) => inpaint(a),
+        MmadaCommand::Bench(a) => crate::mmada_bench::bench(a),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

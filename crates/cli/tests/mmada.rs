@@ -110,3 +110,20 @@ fn imagine_and_inpaint_write_the_images_they_list() {
     let o = tessera(&["mmada", "imagine", "--model", &model, "x", "-n", "0"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("-n must be at least 1"));
 }
+
+#[test]
+fn bench_reports_forward_and_generation_cases() {
+    let Some(fx) = fixture_or_skip() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    write_model_dir(&fx, dir.path(), false).unwrap();
+    let model = dir.path().display().to_string();
+    let args = ["mmada", "bench", "--model", &model, "--forward", "1x8,2x5", "--t2i", "1x20", "--prompt-len", "4", "--gen-length", "8"];
+    let out = tessera(&[&args[..], &["--block-length", "4", "--steps", "4", "--json"]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let cases: Vec<&str> = rows.iter().map(|r| r["case"].as_str().unwrap()).collect();
+    assert_eq!(cases, ["forward 1x8", "forward 2x5", "t2i step 1x20", "generate 8", "generate 8 cached"]);
+    assert_eq!(id_list(&rows[0]["check"]["argmax"]).len(), 3);
+    assert_eq!(id_list(&rows[4]["check"]["ids"]).len(), 8);
+    assert!(rows.iter().all(|r| r["median_ms"].as_f64().unwrap() >= 0.0));
+}
