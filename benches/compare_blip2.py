@@ -53,6 +53,8 @@ import transformers
 from transformers import Blip2Config, Blip2ForConditionalGeneration
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benches"))
+from peer_timing import cpu_model, log  # noqa: E402
 FIXTURES = REPO / "tests" / "blip2" / "fixtures"
 sys.path.insert(0, str(REPO / "tests" / "parity"))
 from seeded_weights import fill_seeded  # noqa: E402
@@ -60,21 +62,6 @@ from seeded_weights import fill_seeded  # noqa: E402
 IMAGE_BATCHES = (1, 8)
 NEW_TOKENS = 30
 WARMUP = 1
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    """The CPU's model name, from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def make_checkpoint(dest: Path, vision_layers: int, text_layers: int) -> Blip2ForConditionalGeneration:

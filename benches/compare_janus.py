@@ -39,7 +39,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -49,6 +48,8 @@ import transformers
 from transformers import JanusConfig, JanusForConditionalGeneration, JanusProcessor
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benches"))
+from peer_timing import cpu_model, log, time_runs as time_torch  # noqa: E402
 FIXTURES = REPO / "tests" / "janus" / "fixtures"
 sys.path.insert(0, str(REPO / "tests" / "parity"))
 from seeded_weights import fill_seeded  # noqa: E402
@@ -65,20 +66,6 @@ CHECKPOINT_FILES = [
     "special_tokens_map.json",
     "chat_template.jinja",
 ]
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def make_checkpoint(dest: Path, vision_layers: int, text_layers: int) -> JanusForConditionalGeneration:
@@ -99,19 +86,6 @@ def make_checkpoint(dest: Path, vision_layers: int, text_layers: int) -> JanusFo
     for name in CHECKPOINT_FILES:
         shutil.copy(FIXTURES / "pro1b" / name, dest / name)
     return JanusForConditionalGeneration.from_pretrained(str(dest), dtype=torch.float32).eval()
-
-
-def time_torch(run, warmup: int, iters: int) -> tuple[dict, object]:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            run()
-        times, out = [], None
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            out = run()
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    return {"iters": len(times), "median_ms": times[len(times) // 2] * 1e3, "best_ms": times[0] * 1e3}, out
 
 
 def parse_args() -> argparse.Namespace:

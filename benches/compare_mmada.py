@@ -44,7 +44,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -53,26 +52,14 @@ from safetensors.torch import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benches"))
+from peer_timing import cpu_model, log, time_runs as time_torch  # noqa: E402
 
 WIDTH = dict(d_model=4096, n_heads=32, mlp_hidden_size=12288)
 VOCAB = dict(vocab_size=134656, llm_vocab_size=126464, codebook_size=8192, num_vq_tokens=1024)
 TOKENIZER_LENGTH = 126349  # len() of LLaDA's tokenizer: where image codes start
 SPECIALS = {"<|startoftext|>": 126080, "<|endoftext|>": 126081, "<|mdm_mask|>": 126336,
             "<|start_header_id|>": 126346, "<|end_header_id|>": 126347, "<|eot_id|>": 126348}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def pattern_ids(rows: int, length: int, vocab: int) -> torch.Tensor:
@@ -135,19 +122,6 @@ def make_models(dest: Path, layers: int, seed: int = 20261205) -> LlamaForCausal
     (dest / "tokenizer.json").write_text(json.dumps(tokenizer_json()))
     (dest / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>"}))
     return model
-
-
-def time_torch(run, warmup: int, iters: int) -> tuple[dict, object]:
-    with torch.inference_mode():
-        for _ in range(warmup):
-            run()
-        times, out = [], None
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            out = run()
-            times.append(time.perf_counter() - t0)
-    times.sort()
-    return {"iters": len(times), "median_ms": times[len(times) // 2] * 1e3, "best_ms": times[0] * 1e3}, out
 
 
 def parse_args() -> argparse.Namespace:

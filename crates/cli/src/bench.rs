@@ -109,6 +109,28 @@ impl BenchOptions {
     }
 }
 
+/// The run-count flags of the model benchmarks whose cases take minutes
+/// (`tessera janus bench`, `tessera mmada bench`): one timed run by default.
+#[derive(clap::Args)]
+pub struct LongRunArgs {
+    /// Warm-up runs per case.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+    /// Least timed runs per case.
+    #[arg(long, default_value_t = 1)]
+    pub min_iters: usize,
+    /// Time budget per case, in milliseconds (more runs while within it, up to 20).
+    #[arg(long, default_value_t = 0)]
+    pub budget_ms: u64,
+}
+
+impl LongRunArgs {
+    /// The benchmark options the flags give.
+    pub fn options(&self) -> BenchOptions {
+        BenchOptions::for_model(self.warmup, self.min_iters, self.budget_ms)
+    }
+}
+
 impl Default for BenchOptions {
     fn default() -> Self {
         BenchOptions { warmup: 2, min_iters: 3, max_iters: 50, budget: Duration::from_millis(1500) }

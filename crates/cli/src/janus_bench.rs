@@ -14,7 +14,7 @@
 //! grids in one batched pass, then the VQ decode, in image tokens per
 //! second (and images per minute beside it).
 
-use crate::bench::{report_case, time_runs, BenchOptions};
+use crate::bench::{report_case, time_runs, LongRunArgs};
 use crate::ui::{err, LoadArgs, Res};
 use clap::Args;
 use serde_json::json;
@@ -43,15 +43,8 @@ pub struct BenchArgs {
     /// Batch sizes of the generation cases.
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     pub images: Vec<usize>,
-    /// Warm-up runs per case.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: usize,
-    /// Least timed runs per case.
-    #[arg(long, default_value_t = 1)]
-    pub min_iters: usize,
-    /// Time budget per case, in milliseconds (more runs while within it, up to 20).
-    #[arg(long, default_value_t = 0)]
-    pub budget_ms: u64,
+    #[command(flatten)]
+    pub runs: LongRunArgs,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Print one JSON object per case instead of the table.
@@ -65,7 +58,7 @@ pub fn bench(args: &BenchArgs) -> Res<()> {
     let (device, dtype) = (options.device.clone(), options.dtype);
     let janus = Janus::load_with_progress(&args.model, &options, &mut |_, _| {}).map_err(err)?;
     let image = load_image(&args.image).map_err(err)?;
-    let opts = BenchOptions::for_model(args.warmup, args.min_iters, args.budget_ms);
+    let opts = args.runs.options();
     if !args.json {
         println!("{:<12} {:>5} {:>6} {:>10} {:>10} {:>10}  check", "case", "dtype", "iters", "median ms", "best ms", "rate");
     }

@@ -20,7 +20,7 @@
 //! whole sequence, then the head over the codebook's rows at the image
 //! slots only (the reference computes every logit and slices them).
 
-use crate::bench::{report_case, time_runs, BenchOptions};
+use crate::bench::{report_case, time_runs, LongRunArgs};
 use crate::ui::{err, LoadArgs, Res};
 use clap::Args;
 use serde_json::json;
@@ -54,15 +54,8 @@ pub struct BenchArgs {
     /// Denoising steps in all.
     #[arg(long, default_value_t = 128)]
     pub steps: usize,
-    /// Warm-up runs per case.
-    #[arg(long, default_value_t = 0)]
-    pub warmup: usize,
-    /// Least timed runs per case.
-    #[arg(long, default_value_t = 1)]
-    pub min_iters: usize,
-    /// Time budget per case, in milliseconds (more runs while within it, up to 20).
-    #[arg(long, default_value_t = 0)]
-    pub budget_ms: u64,
+    #[command(flatten)]
+    pub runs: LongRunArgs,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Print one JSON object per case instead of the table.
@@ -91,7 +84,7 @@ pub fn bench(args: &BenchArgs) -> Res<()> {
     let mmada = Mmada::load(&args.model, None, &options, &mut |_, _| {}).map_err(err)?;
     let model = mmada.model();
     let config = model.config();
-    let opts = BenchOptions::for_model(args.warmup, args.min_iters, args.budget_ms);
+    let opts = args.runs.options();
     if !args.json {
         println!("{:<12} {:>5} {:>6} {:>10} {:>10} {:>10}  check", "case", "dtype", "iters", "median ms", "best ms", "rate");
     }
